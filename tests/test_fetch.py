@@ -1,0 +1,165 @@
+"""The data path from a URL to tensors, over a real loopback HTTP server."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from msga.cli import main
+from msga.data.cifar import FetchError, extract, fetch, load_packed, load_split, pack
+from msga.data.synthetic import make_split
+from tests.conftest import SEED, TEST_PER_CLASS, TRAIN_PER_CLASS
+
+
+def _run(argv) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+        raise SystemExit(0)
+    return exc.value.code
+
+
+def _tree(path):
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+def test_download_verify_extract_pixel_for_pixel(tmp_path, http_dir, fixture_archive):
+    folder, base = http_dir
+    archive, md5 = fixture_archive
+    shutil.copy(archive, folder / archive.name)
+    out = tmp_path / "raw"
+    assert _run(["fetch", "--out", str(out), "--url", f"{base}/{archive.name}", "--md5", md5]) == 0
+    # what the fixture wrote, regenerated from its seed
+    rng = np.random.default_rng(SEED)
+    expected = {"train": make_split(TRAIN_PER_CLASS, rng, "synthetic_train"),
+                "test": make_split(TEST_PER_CLASS, rng, "synthetic_test")}
+    for split, want in expected.items():
+        images, labels, _ = load_split(out, split)
+        assert images.dtype == torch.uint8 and images.shape == (len(want["fine_labels"]), 3, 32, 32)
+        assert labels.dtype == torch.int64
+        assert torch.equal(images.flatten(1), torch.from_numpy(want["data"]))
+        assert labels.tolist() == want["fine_labels"]
+    packed = load_packed(pack(out, tmp_path / "cifar100.pt"))
+    assert torch.equal(packed["test_images"], load_split(out, "test")[0])
+
+
+def test_wrong_md5_names_both_and_leaves_nothing(tmp_path, http_dir, fixture_archive, capsys):
+    folder, base = http_dir
+    archive, md5 = fixture_archive
+    shutil.copy(archive, folder / archive.name)
+    out = tmp_path / "raw"
+    wrong = "0" * 32
+    assert _run(["fetch", "--out", str(out), "--url", f"{base}/{archive.name}", "--md5", wrong]) == 1
+    err = capsys.readouterr().err
+    assert wrong in err and md5 in err and "removed" in err
+    assert _tree(out) == []
+
+
+def test_corrupted_download_is_rejected_and_removed(tmp_path, http_dir, fixture_archive, capsys):
+    folder, base = http_dir
+    archive, md5 = fixture_archive
+    (folder / archive.name).write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    out = tmp_path / "raw"
+    assert _run(["fetch", "--out", str(out), "--url", f"{base}/{archive.name}", "--md5", md5]) == 1
+    assert "md5 mismatch" in capsys.readouterr().err
+    assert _tree(out) == []
+
+
+def test_corrupted_local_tarball_leaves_no_extracted_files(tmp_path, fixture_archive):
+    archive, _ = fixture_archive
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(archive.read_bytes()[:5000])
+    out = tmp_path / "raw"
+    with pytest.raises(FetchError, match="not a readable .tar.gz"):
+        fetch(out, tarball=bad, md5=None)
+    assert _tree(out) == []
+    assert bad.exists()  # a user's own file is reported, never deleted
+
+
+def _tar_with(tmp_path, member: tarfile.TarInfo, payload: bytes = b"x") -> str:
+    path = tmp_path / "evil.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        ok = tarfile.TarInfo("cifar-100-python/meta")
+        ok.size = 1
+        tar.addfile(ok, io.BytesIO(b"m"))
+        if member.isfile():
+            member.size = len(payload)
+            tar.addfile(member, io.BytesIO(payload))
+        else:
+            tar.addfile(member)
+    return str(path)
+
+
+@pytest.mark.parametrize("name,kind", [
+    ("../escaped", "file"),
+    ("/tmp/msga-absolute-escape", "file"),
+    ("cifar-100-python/../../escaped", "file"),
+    ("cifar-100-python/train", "symlink"),
+    ("cifar-100-python/test", "hardlink"),
+])
+def test_path_traversal_is_rejected_and_nothing_is_written(tmp_path, name, kind):
+    member = tarfile.TarInfo(name)
+    if kind == "symlink":
+        member.type, member.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    elif kind == "hardlink":
+        member.type, member.linkname = tarfile.LNKTYPE, "../../outside"
+    archive = _tar_with(tmp_path, member)
+    target = tmp_path / "deep" / "target"
+    before = _tree(tmp_path)
+    with pytest.raises(FetchError, match="unsafe archive member"):
+        extract(archive, target)
+    assert _tree(target) == []
+    assert set(_tree(tmp_path)) - set(before) <= {"deep", "deep/target"}
+
+
+def test_no_network_names_the_alternatives(tmp_path, capsys):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "raw"
+    assert _run(["fetch", "--out", str(out), "--url", f"http://127.0.0.1:{port}/x.tar.gz", "--md5", "0" * 32]) == 1
+    err = capsys.readouterr().err
+    assert "cannot reach" in err and "--tarball" in err and "--url" in err and "demo.yaml" in err
+    assert _tree(out) == []
+
+
+def test_http_404_is_reported(tmp_path, http_dir, capsys):
+    _, base = http_dir
+    assert _run(["fetch", "--out", str(tmp_path / "raw"), "--url", f"{base}/missing.tar.gz", "--md5", "0" * 32]) == 1
+    assert "HTTP 404" in capsys.readouterr().err
+
+
+def test_url_without_md5_and_conflicting_flags_are_usage_errors(tmp_path, capsys):
+    assert _run(["fetch", "--out", str(tmp_path), "--url", "http://127.0.0.1:9/x", "--params", "/nonexistent"]) == 2
+    assert _run(["fetch", "--out", str(tmp_path), "--url", "http://x/y", "--md5", "0" * 32, "--tarball", "t.tgz"]) == 2
+    assert "either --url or --tarball" in capsys.readouterr().err
+
+
+def test_pickle_with_wrong_keys_is_rejected(tmp_path, fixture_archive):
+    import pickle
+
+    archive, md5 = fixture_archive
+    fetch(tmp_path, tarball=archive, md5=md5)
+    (tmp_path / "cifar-100-python" / "test").write_bytes(pickle.dumps({"images": np.zeros((2, 3072), np.uint8)}))
+    with pytest.raises(FetchError, match="lacks the key 'data'"):
+        load_split(tmp_path, "test")
+
+
+def test_pickle_that_would_run_code_is_refused(tmp_path, fixture_archive):
+    import pickle
+
+    archive, md5 = fixture_archive
+    fetch(tmp_path, tarball=archive, md5=md5)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (tmp_path / "cifar-100-python" / "test").write_bytes(pickle.dumps({"data": Evil()}))
+    with pytest.raises(FetchError, match="refusing to load builtins.print"):
+        load_split(tmp_path, "test")
