@@ -1,0 +1,83 @@
+"""Every registered model, tested by being registered."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+from msga.models import build_model, list_models
+from msga.models.cost import count_params, forward_flops
+from tests.conftest import REPO
+
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+DEMO = yaml.safe_load((REPO / "workflow" / "demo.yaml").read_text())
+MODELS = list_models()
+HEAD_SWEEP = PARAMS["experiments"]["heads"]["values"]
+
+
+def tiny(name: str, **kw) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(name, num_classes=100, **{**DEMO["models"][name], **kw})
+
+
+def test_registry_holds_table1_and_the_ablations():
+    assert set(PARAMS["experiments"]["table1"]["models"]) <= set(MODELS)
+    assert {"msga", "msga_local", "msga_global"} <= set(MODELS)
+    assert set(PARAMS["models"]) == set(MODELS) == set(DEMO["models"])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_shape_and_finite_gradients(name):
+    model = tiny(name)
+    x = torch.randn(2, 3, 32, 32)
+    logits = model(x)
+    assert logits.shape == (2, 100) and torch.isfinite(logits).all()
+    logits.logsumexp(-1).mean().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_channels_last_bf16_autocast_forward(name):
+    model = tiny(name).to(memory_format=torch.channels_last).eval()
+    x = torch.randn(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(x)
+    assert logits.shape == (2, 100) and torch.isfinite(logits.float()).all()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_parameter_budget_within_2x_of_msga(name):
+    reference = count_params(build_model("msga", **PARAMS["models"]["msga"]))
+    n = count_params(build_model(name, **PARAMS["models"][name]))
+    assert reference / 2 <= n <= reference * 2, f"{name}: {n / 1e6:.2f}M vs msga {reference / 1e6:.2f}M"
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if "heads" in PARAMS["models"][m] and PARAMS["models"][m]["attn_depth"]])
+@pytest.mark.parametrize("heads", HEAD_SWEEP)
+def test_every_head_count_of_the_sweep_builds_and_runs(name, heads):
+    # the real attention width (240) with small convolutional stages, so it stays fast
+    model = tiny(name, widths=[16, 32, PARAMS["models"][name]["widths"][-1]], heads=heads)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 100)
+
+
+def test_heads_that_do_not_divide_the_width_fail_clearly():
+    with pytest.raises(ValueError, match="not divisible by heads=7"):
+        build_model("msga", heads=7)
+
+
+def test_ablations_differ_in_one_component():
+    full, local, global_ = (count_params(build_model(n, **PARAMS["models"][n])) for n in ("msga", "msga_local", "msga_global"))
+    assert local < full and global_ < full
+    with pytest.raises(ValueError, match="attn_depth must be 0"):
+        build_model("msga_local", attn_depth=2)
+    with pytest.raises(ValueError, match="kernels must be"):
+        build_model("msga_global", kernels=[3, 5])
+
+
+def test_cost_figures_are_positive_and_scale():
+    small, big = tiny("msga"), build_model("msga", **PARAMS["models"]["msga"])
+    assert 0 < forward_flops(small) < forward_flops(big)
+    assert 0 < count_params(small) < count_params(big)
