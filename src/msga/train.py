@@ -1,0 +1,239 @@
+"""One run: one model, one configuration, one seed; packed tensors in, metrics out.
+
+Never loses work: a checkpoint after every epoch (temp file + rename) that a restart of the
+same run resumes from; every epoch's randomness is seeded from (seed, epoch), so a resumed run
+ends with the metrics of an uninterrupted one. metrics.json is written last: its presence
+means the run finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from msga import provenance
+from msga.config import config_hash
+from msga.data.loader import DeviceData, channel_stats
+from msga.evaluate import HEADLINE, compute_metrics
+from msga.io import atomic_path, write_json_atomic, write_text_atomic
+from msga.models import build_model
+from msga.models.cost import count_params, forward_flops
+
+log = logging.getLogger("msga.train")
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def setup_backend(device: torch.device, deterministic: bool) -> None:
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = not deterministic
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=False)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 100_003 + epoch  # distinct per (seed, epoch); a resume replays the same stream
+
+
+def scaled_lr(train: dict) -> float:
+    ratio = train["batch_size"] / 256
+    factor = {"linear": ratio, "sqrt": math.sqrt(ratio), "none": 1.0}[train["lr_scaling"]]
+    return train["lr"] * factor
+
+
+def lr_at(step: int, total: int, warmup: int, peak: float, floor: float) -> float:
+    """Linear warmup to the peak, then cosine down to the floor."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(model: nn.Module, train: dict, lr: float) -> torch.optim.Optimizer:
+    # no weight decay on norms, biases and embeddings (1-D or position tensors): standard since DeiT
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or "pos_embed" in name or "cls_token" in name else decay).append(p)
+    groups = [{"params": decay, "weight_decay": train["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+    if train["optimizer"] == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: DeviceData, batch_size: int, autocast: bool) -> torch.Tensor:
+    """Softmax probabilities of the whole split, float32 on the device. (N, C)"""
+    model.eval()
+    out = []
+    for x, _ in data.eval_batches(batch_size):
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=autocast):
+            out.append(model(x).float().softmax(dim=-1))
+    model.train()
+    return torch.cat(out)
+
+
+def load_checkpoint(path: Path, expected_hash: str, run: str) -> dict | None:
+    """The checkpoint of this very configuration, or None (absent, stale or unreadable)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated or corrupted: start over rather than resume from garbage
+        log.warning("%s: checkpoint %s is unreadable (%s); starting from scratch", run, path, err)
+        return None
+    if not isinstance(state, dict) or state.get("config_hash") != expected_hash:
+        log.warning("%s: checkpoint %s belongs to another configuration; starting from scratch", run, path)
+        return None
+    return state
+
+
+def train_run(config: dict, data: dict, out_dir: str | Path, device: torch.device, run: str) -> dict:
+    """Train and evaluate one run; writes history.jsonl, predictions.npz, metrics.json into out_dir."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train, seed, sigma = config["train"], config["seed"], config["noise"]["sigma"]
+    chash = config_hash(config)
+    setup_backend(device, train["deterministic"])
+    cuda = device.type == "cuda"
+
+    torch.manual_seed(seed)
+    arch = {k: v for k, v in config["model"].items() if k != "name"}
+    model = build_model(config["model"]["name"], num_classes=len(data["classes"]), **arch)
+    n_params, flops = count_params(model), forward_flops(model)
+    model = model.to(device, memory_format=torch.channels_last)
+
+    mean, std = channel_stats(data["train_images"])
+    store = torch.float16 if cuda else torch.float32  # fp16 holds normalized uint8 pixels exactly enough
+    train_set = DeviceData(data["train_images"], data["train_labels"], mean, std, device, store)
+    test_set = DeviceData(data["test_images"], data["test_labels"], mean, std, device, store)
+    test_set.fix_noise(sigma, seed=epoch_seed(seed, 10**6))  # one fixed draw of test noise per run
+
+    batch = train["batch_size"]
+    if batch > train_set.n:
+        raise ValueError(f"{run}: batch_size {batch} exceeds the {train_set.n} training images")
+    steps_per_epoch = train_set.n // batch
+    total_steps = steps_per_epoch * train["epochs"]
+    warmup = round(train["warmup_epochs"] * steps_per_epoch)
+    peak = scaled_lr(train)
+    optimizer = make_optimizer(model, train, peak)
+
+    history: list[dict] = []
+    start_epoch = 0
+    ckpt_path = out_dir / CHECKPOINT
+    state = load_checkpoint(ckpt_path, chash, run)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, start_epoch = state["history"], state["epoch"]
+        log.info("%s: resuming after epoch %d from %s", run, start_epoch, ckpt_path)
+
+    step_fn = torch.compile(model) if (train["compile"] and cuda) else model
+    show_bar = sys.stderr.isatty()
+    for epoch in range(start_epoch, train["epochs"]):
+        torch.manual_seed(epoch_seed(seed, epoch))  # drop path and any other global randomness
+        gen = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch))
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        bad_step = torch.full((), -1, device=device, dtype=torch.long)
+        t0 = time.perf_counter()
+        batches = train_set.train_batches(batch, gen, train["augment"], sigma)
+        bar = tqdm(batches, total=steps_per_epoch, desc=f"{run} epoch {epoch + 1}", disable=not show_bar, leave=False)
+        for i, (x, y) in enumerate(bar):
+            step = epoch * steps_per_epoch + i
+            lr = lr_at(step, total_steps, warmup, peak, train["min_lr"])
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                logits = step_fn(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=train["label_smoothing"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if train["grad_clip"] > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), train["grad_clip"])
+            optimizer.step()
+            # accumulate on the device: no host sync inside the loop
+            detached = loss.detach()
+            loss_sum += detached
+            correct += (logits.detach().argmax(dim=-1) == y).sum()
+            bad_step = torch.where((bad_step < 0) & ~torch.isfinite(detached), torch.full_like(bad_step, i), bad_step)
+        if cuda:
+            torch.cuda.synchronize(device)
+        train_seconds = time.perf_counter() - t0
+        if int(bad_step) >= 0:
+            raise NonFiniteLoss(
+                f"{run}: non-finite training loss at epoch {epoch + 1}, step {int(bad_step) + 1} of "
+                f"{steps_per_epoch} (lr {peak:g} peak); lower train.lr or check the data. No metrics were written."
+            )
+        probs = predict(step_fn, test_set, train["eval_batch_size"], cuda)
+        test_acc = float((probs.argmax(dim=-1) == test_set.labels).float().mean())
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": float(loss_sum) / steps_per_epoch,
+            "train_acc": float(correct) / (steps_per_epoch * batch),
+            "test_acc": test_acc,
+            "lr": lr,
+            "seconds": train_seconds,
+            "images_per_s": steps_per_epoch * batch / train_seconds,
+        }
+        history.append(record)
+        with atomic_path(ckpt_path) as tmp:
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "epoch": epoch + 1, "history": history, "config_hash": chash}, tmp)
+        log.info("%s epoch %d/%d loss %.4f train_acc %.4f test_acc %.4f lr %.2e %.1fs %.0f img/s",
+                 run, epoch + 1, train["epochs"], record["train_loss"], record["train_acc"], test_acc,
+                 lr, train_seconds, record["images_per_s"])
+
+    probs = predict(step_fn, test_set, train["eval_batch_size"], cuda)
+    metrics = compute_metrics(probs, test_set.labels)
+    labels = test_set.labels.cpu().numpy()
+    with atomic_path(out_dir / "predictions.npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, probs=probs.cpu().numpy().astype(np.float32), labels=labels)
+    write_text_atomic(out_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+    train_time = sum(r["seconds"] for r in history)
+    result = {
+        "run": run,
+        **{k: metrics[k] for k in (*HEADLINE, "top5")},
+        "per_class_recall": metrics["per_class_recall"],
+        "confusion_matrix": metrics["confusion_matrix"],
+        "config": config,
+        "config_hash": chash,
+        "params": n_params,
+        "flops_per_image": flops,
+        "train_seconds": train_time,
+        "train_images_per_s": sum(r["images_per_s"] * r["seconds"] for r in history) / max(train_time, 1e-9),
+        "wall_seconds": time.perf_counter() - started,
+        "resumed_from_epoch": start_epoch,
+        "device": provenance.device_name(device),
+        "versions": provenance.versions(),
+        "git_commit": provenance.git_commit(),
+        "classes": list(data["classes"]),
+    }
+    write_json_atomic(out_dir / "metrics.json", result)  # last: its presence means the run finished
+    ckpt_path.unlink(missing_ok=True)
+    return result

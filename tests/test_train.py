@@ -1,0 +1,128 @@
+"""The trainer: learns, reports honest metrics, repeats itself, resumes, and fails loudly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, precision_score, recall_score, roc_auc_score
+
+from msga.config import resolve_run
+from msga.evaluate import compute_metrics
+from msga.train import CHECKPOINT, NonFiniteLoss, lr_at, pick_device, train_run
+from tests.conftest import REPO
+
+HEADLINE = ("acc", "auc", "precision", "recall", "top5")
+QUICK = {"train.epochs": 4, "train.lr": 8.0e-3, "train.batch_size": 64}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, demo_params, packed):
+    out = tmp_path_factory.mktemp("run")
+    config = resolve_run(demo_params, "msga", QUICK, seed=0)
+    return train_run(config, packed, out, pick_device("cpu"), "msga/quick/seed0"), out, config
+
+
+def test_tiny_msga_beats_chance_clearly(trained):
+    metrics, _, _ = trained
+    assert metrics["acc"] > 0.05, metrics["acc"]  # 100 classes: chance is 0.01
+    assert metrics["auc"] > 0.75
+
+
+def test_metrics_equal_scikit_learn_on_the_saved_predictions(trained):
+    metrics, out, _ = trained
+    saved = np.load(out / "predictions.npz")
+    probs, labels = saved["probs"], saved["labels"]
+    assert probs.dtype == np.float32 and probs.shape == (400, 100)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-4)
+    pred = probs.argmax(1)
+    assert metrics["acc"] == pytest.approx(accuracy_score(labels, pred), abs=1e-6)
+    assert metrics["auc"] == pytest.approx(roc_auc_score(labels, probs, multi_class="ovr", average="macro"), abs=1e-5)
+    assert metrics["precision"] == pytest.approx(precision_score(labels, pred, average="macro", zero_division=0), abs=1e-6)
+    assert metrics["recall"] == pytest.approx(recall_score(labels, pred, average="macro", zero_division=0), abs=1e-6)
+
+
+def test_outputs_history_and_provenance(trained):
+    metrics, out, config = trained
+    assert not (out / CHECKPOINT).exists()
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert {"train_loss", "train_acc", "test_acc", "lr", "seconds", "images_per_s"} <= set(history[0])
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["config"] == config and on_disk["config"]["train"]["epochs"] == 4
+    for key in ("git_commit", "versions", "device", "wall_seconds", "train_images_per_s", "params", "flops_per_image"):
+        assert on_disk[key], key
+    assert {"python", "torch", "torchvision", "timm"} <= set(on_disk["versions"])
+    assert history[-1]["test_acc"] == pytest.approx(metrics["acc"], abs=1e-6)
+
+
+def test_same_seed_gives_identical_metrics(trained, tmp_path, demo_params, packed):
+    first, _, config = trained
+    again = train_run(config, packed, tmp_path, pick_device("cpu"), "again")
+    for key in HEADLINE:
+        assert again[key] == first[key], key
+
+
+def _train_cmd(params_file, data, out, epochs=4):
+    return [sys.executable, "-m", "msga.cli", "train", "--params", str(params_file), "--model", "msga",
+            "--seed", "1", "--out", str(out), "--data", str(data), "--device", "cpu",
+            "--set", f"train.epochs={epochs}", "--set", "train.lr=8.0e-3", "--set", "train.batch_size=64"]
+
+
+def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path, packed_path):
+    params_file = REPO / "workflow" / "demo.yaml"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = tmp_path / "whole"
+    subprocess.run(_train_cmd(params_file, packed_path, whole), check=True, env=env, capture_output=True)
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(_train_cmd(params_file, packed_path, cut), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (cut / CHECKPOINT).exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # mid-run, after at least one epoch's checkpoint
+    proc.wait()
+    assert (cut / CHECKPOINT).exists() and not (cut / "metrics.json").exists()
+    subprocess.run(_train_cmd(params_file, packed_path, cut), check=True, env=env, capture_output=True)
+    a = json.loads((whole / "metrics.json").read_text())
+    b = json.loads((cut / "metrics.json").read_text())
+    assert b["resumed_from_epoch"] >= 1
+    for key in HEADLINE:
+        assert a[key] == b[key], key
+    assert a["confusion_matrix"] == b["confusion_matrix"]
+
+
+def test_non_finite_loss_names_the_run_and_writes_no_metrics(tmp_path, demo_params, packed):
+    config = resolve_run(demo_params, "msga", {"train.epochs": 1, "train.optimizer": "sgd", "train.lr": 100.0,
+                                                 "train.grad_clip": 0, "train.warmup_epochs": 0}, seed=0)
+    with pytest.raises(NonFiniteLoss, match=r"msga/absurd-lr/seed0: non-finite training loss at epoch 1, step \d+"):
+        train_run(config, packed, tmp_path, pick_device("cpu"), "msga/absurd-lr/seed0")
+    assert not (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_macro_recall_equals_accuracy_on_a_balanced_set(seed):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(20).repeat_interleave(7)[torch.randperm(140, generator=g)]
+    probs = torch.rand(140, 20, generator=g).softmax(-1)
+    m = compute_metrics(probs, labels)
+    assert m["recall"] == pytest.approx(m["acc"], abs=1e-6)
+    # and the identity needs the balance: keep one image of class 0 and six of the rest
+    keep = torch.ones(140, dtype=torch.bool)
+    keep[(labels == 0).nonzero().flatten()[1:]] = False
+    imbalanced = compute_metrics(probs[keep], labels[keep])
+    assert imbalanced["recall"] != pytest.approx(imbalanced["acc"], abs=1e-9)
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    lrs = [lr_at(s, 100, 10, 1.0, 0.01) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[-1] == pytest.approx(0.01, abs=1e-3)
