@@ -20,8 +20,13 @@ class UsageError(Exception):
 
 
 def _params_arg(p: argparse.ArgumentParser, required: bool = False) -> None:
-    p.add_argument("--params", default=None if required else "params.yaml", required=required,
-                   help="params file (params.yaml or workflow/demo.yaml)")
+    p.add_argument("--params", action="append", required=required,
+                   help="params file (default params.yaml); repeat to merge several, later ones win "
+                        "(as Snakemake merges --configfile files)")
+
+
+def _params(args) -> list[str]:
+    return args.params or ["params.yaml"]
 
 
 def _writable_dir(path: str) -> Path:
@@ -41,8 +46,8 @@ def _writable_dir(path: str) -> Path:
 def cmd_validate(args) -> None:
     from msga.config import all_runs, load_params
 
-    params = load_params(args.params)
-    print(f"{args.params}: valid; {len(all_runs(params))} distinct training runs in the grid")
+    params = load_params(_params(args))
+    print(f"{' + '.join(_params(args))}: valid; {len(all_runs(params))} distinct training runs in the grid")
 
 
 def cmd_synth(args) -> None:
@@ -64,7 +69,7 @@ def cmd_fetch(args) -> None:
         raise UsageError("give either --url or --tarball, not both")
     url, md5, tarball, timeout = args.url, args.md5, args.tarball, args.timeout
     if url is None and tarball is None:  # defaults from params.yaml
-        data = load_params(args.params)["data"]
+        data = load_params(_params(args))["data"]
         url, tarball = data["url"], data["tarball"]
         md5 = md5 or data["md5"]
         timeout = timeout or data["timeout"]
@@ -91,7 +96,7 @@ def cmd_train(args) -> None:
     from msga.data.cifar import load_packed
     from msga.train import pick_device, train_run
 
-    params = load_params(args.params)
+    params = load_params(_params(args))
     overrides = parse_set(args.set or [])
     config = resolve_run(params, args.model, overrides, args.seed)
     out = _writable_dir(args.out)
@@ -103,12 +108,11 @@ def cmd_train(args) -> None:
 
 
 def cmd_models(args) -> None:
-    import yaml
-
+    from msga.config import load_params
     from msga.models import build_model, list_models, model_entry
     from msga.models.cost import count_params, forward_flops
 
-    sizes = yaml.safe_load(Path(args.params).read_text())["models"] if Path(args.params).exists() else {}
+    sizes = load_params(_params(args))["models"]
     print(f"{'model':<12} {'paper row':<42} {'params':>10} {'MFLOPs/img':>11}")
     for name in list_models():
         model = build_model(name, **sizes.get(name, {}))
@@ -119,7 +123,7 @@ def cmd_models(args) -> None:
 def cmd_runs(args) -> None:
     from msga.config import experiment_runs, load_params
 
-    params = load_params(args.params)
+    params = load_params(_params(args))
     for exp, runs in experiment_runs(params).items():
         for run in runs:
             print(f"{exp:<11} {run.path}")
@@ -140,7 +144,7 @@ def cmd_aggregate(args) -> None:
 def cmd_report(args) -> None:
     from msga.report import render
 
-    render(args.params, args.reports, args.notebook)
+    render(_params(args), args.reports, args.notebook)
 
 
 # ---------------------------------------------------------------- parser

@@ -39,8 +39,7 @@ def load_schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
-def load_params(path: str | Path) -> dict:
-    """Read and validate a params file; defaults of the schema are filled in."""
+def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"params file {path} does not exist; pass --params with the path to params.yaml")
@@ -50,7 +49,27 @@ def load_params(path: str | Path) -> dict:
         raise ParamsError(f"{path} is not valid YAML: {err}") from err
     if not isinstance(params, dict):
         raise ParamsError(f"{path} must hold a mapping of sections (data, models, train, noise, experiments)")
-    return validate_params(params, source=str(path))
+    return params
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Recursive dict update, as Snakemake merges several --configfile files."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_params(paths: str | Path | list) -> dict:
+    """Read, merge (later files win) and validate params files; schema defaults are filled in."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    params: dict = {}
+    for path in paths:
+        params = merge(params, read_yaml(path))
+    return validate_params(params, source=" + ".join(str(p) for p in paths))
 
 
 def _key_of(error: jsonschema.ValidationError) -> str:

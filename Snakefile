@@ -1,0 +1,24 @@
+# Replication of "Image Classification via Joint Multi-Scale Convolution and Global Attention
+# Modeling" on CIFAR-100. The table of contents; the rules live in workflow/rules/.
+#
+#   snakemake --cores all --resources gpu=1                         # the whole replication
+#   snakemake --cores all --configfile workflow/demo.yaml           # the offline demo (CPU, minutes)
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "reports/replication.html",
+    default_target: True
