@@ -16,10 +16,10 @@ from msga.config import (
 )
 from msga.models import list_models
 
-# The schema first (Snakemake's validate also fills its defaults into config), then the
-# rules JSON Schema cannot state; either failure names the key, before any job runs.
-validate(config, schema="../schemas/params.schema.yaml")
+# msga's validation first: one short message per broken key, cross-field rules included. Then
+# Snakemake's own, which also writes the schema's defaults into `config`.
 PARAMS = validate_params(config, source="params (params.yaml merged with any --configfile)")
+validate(config, schema="../schemas/params.schema.yaml")
 
 # The files Snakemake merged into `config`, in merge order (the configfile directive first, then
 # each --configfile), passed on so every job resolves exactly the same params.
