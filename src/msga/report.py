@@ -129,8 +129,9 @@ def table(reports: str | Path, name: str, caption: str) -> HTML:
     return HTML(f"<h3>{caption}</h3>" + df.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
-def limits(params_files: list[str]) -> Markdown:
+def limits(params_files: list[str], reports: str | Path | None = None) -> Markdown:
     params = load_params(params_files)
+    costs = _csv(reports, "costs.csv") if reports is not None else pd.DataFrame()
     lines = [
         "## Limits of this replication",
         "- The paper gives no architecture details beyond Eq. 1-3 and no training recipe; the msga model, "
@@ -145,6 +146,11 @@ def limits(params_files: list[str]) -> Markdown:
         "a balanced test set rules out (see the audit).",
         "- The noise level is our interpretation (additive Gaussian pixel noise on train and test images).",
     ]
+    if not costs.empty and "msga" in set(costs["model"]):
+        flops = dict(zip(costs["model"], costs["flops_per_image"]))
+        ratios = ", ".join(f"{m}: {flops['msga'] / f:.1f}x" for m, f in flops.items() if m != "msga" and f)
+        lines.append(f"- Sizes are matched by parameters, not compute: msga's forward FLOPs per image relative to "
+                     f"each other model are {ratios}. A gain of msga may partly be a gain of compute.")
     if params["data"]["source"] == "synthetic":
         lines.append("- **This report was produced on the synthetic fixture: its numbers are not CIFAR-100 results.**")
     return Markdown("\n".join(lines))
