@@ -126,3 +126,12 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert lrs[-1] == pytest.approx(0.01, abs=1e-3)
+
+
+def test_corrupt_checkpoint_is_reported_and_the_run_restarts_cleanly(tmp_path, demo_params, packed, caplog):
+    config = resolve_run(demo_params, "msga", {"train.epochs": 1}, seed=0)
+    (tmp_path / CHECKPOINT).write_bytes(b"PK\x03\x04 truncated checkpoint")
+    with caplog.at_level("WARNING", logger="msga.train"):
+        metrics = train_run(config, packed, tmp_path, pick_device("cpu"), "msga/corrupt/seed0")
+    assert "unreadable" in caplog.text and "starting from scratch" in caplog.text
+    assert metrics["resumed_from_epoch"] == 0 and (tmp_path / "metrics.json").exists()

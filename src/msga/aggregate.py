@@ -15,14 +15,13 @@ import pandas as pd
 from scipy import stats
 
 from msga.config import Run, experiment_runs, load_params
-from msga.evaluate import HEADLINE
+from msga.evaluate import HEADLINE, LABELS
 from msga.io import atomic_path, write_json_atomic
 
 log = logging.getLogger("msga.aggregate")
 
 TABLE1_ORDER = ["mlp_mixer", "convnext", "cnn_lstm", "crossvit", "msga"]  # the paper's claimed ranking
 SWEEP_COLUMN = {"heads": "heads", "batch_size": "batch_size", "noise": "sigma"}
-LABELS = {"auc": "AUC", "acc": "ACC", "precision": "Precision", "recall": "Recall"}
 
 
 class RunFileError(ValueError):

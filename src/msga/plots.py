@@ -11,10 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from msga.evaluate import HEADLINE  # noqa: E402
+from msga.evaluate import HEADLINE, LABELS  # noqa: E402
 from msga.io import atomic_path  # noqa: E402
 
-LABELS = {"auc": "AUC", "acc": "ACC", "precision": "Precision", "recall": "Recall"}
 
 
 def _save(fig, path: Path) -> None:

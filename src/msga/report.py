@@ -14,10 +14,9 @@ import pandas as pd
 from IPython.display import HTML, Image, Markdown
 
 from msga.config import load_params
-from msga.evaluate import HEADLINE
+from msga.evaluate import HEADLINE, LABELS
 from msga.io import atomic_path
 
-LABELS = {"auc": "AUC", "acc": "ACC", "precision": "Precision", "recall": "Recall"}
 
 
 def _csv(reports: str | Path, name: str) -> pd.DataFrame:
