@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import socket
 import tarfile
@@ -163,3 +164,65 @@ def test_pickle_that_would_run_code_is_refused(tmp_path, fixture_archive):
     (tmp_path / "cifar-100-python" / "test").write_bytes(pickle.dumps({"data": Evil()}))
     with pytest.raises(FetchError, match="refusing to load builtins.print"):
         load_split(tmp_path, "test")
+
+
+@pytest.mark.parametrize("content", ["plain tar", "random bytes", "empty"])
+def test_archive_that_is_not_gzip_is_rejected(tmp_path, fixture_archive, content):
+    bad = tmp_path / "bad.tar.gz"
+    if content == "plain tar":  # the right members, uncompressed
+        with tarfile.open(fixture_archive[0], "r:gz") as src, tarfile.open(bad, "w") as dst:
+            for member in src.getmembers():
+                dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+    else:
+        bad.write_bytes(np.random.default_rng(0).bytes(4096) if content == "random bytes" else b"")
+    out = tmp_path / "raw"
+    with pytest.raises(FetchError, match="is not a readable .tar.gz"):
+        fetch(out, tarball=bad, md5=None)
+    assert _tree(out) == []
+
+
+def _split_pickle(folder, split: str, **changes) -> None:
+    import pickle
+
+    path = folder / "cifar-100-python" / split
+    with open(path, "rb") as f:
+        entry = pickle.load(f, encoding="latin1")
+    entry.update(changes)
+    path.write_bytes(pickle.dumps(entry))
+
+
+@pytest.mark.parametrize("split,changes,words", [
+    ("test", {"data": np.zeros((400, 100), np.uint8)}, "expected uint8 (N, 3072)"),
+    ("test", {"data": np.zeros((400, 3072), np.float32)}, "expected uint8 (N, 3072)"),
+    ("test", {"fine_labels": [0] * 399}, "must be 400 integers"),
+    ("test", {"fine_labels": [100] * 400}, "in [0, 100)"),
+    ("train", {"fine_labels": [-1] * 1200}, "in [0, 100)"),
+    ("meta", {"fine_label_names": ["only", "three", "names"]}, "3 class names, expected 100"),
+])
+def test_pickle_with_wrong_shapes_or_values_is_rejected(tmp_path, fixture_archive, split, changes, words):
+    archive, md5 = fixture_archive
+    fetch(tmp_path, tarball=archive, md5=md5)
+    _split_pickle(tmp_path, split, **changes)
+    with pytest.raises(FetchError, match=re.escape(words)):
+        load_split(tmp_path, "train" if split == "train" else "test")
+
+
+def test_nothing_is_unpickled_or_extracted_before_the_checksum_matches(tmp_path, http_dir, fixture_archive,
+                                                                      monkeypatch):
+    from msga.data import cifar
+
+    loads = []
+    monkeypatch.setattr(cifar._ArrayUnpickler, "load", lambda self: loads.append(self) or {})
+    opened = []
+    real_open = cifar.tarfile.open
+    monkeypatch.setattr(cifar.tarfile, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    folder, base = http_dir
+    archive, md5 = fixture_archive
+    shutil.copy(archive, folder / archive.name)
+    wrong = "f" * 32
+    with pytest.raises(FetchError, match="md5 mismatch"):
+        fetch(tmp_path / "downloaded", url=f"{base}/{archive.name}", md5=wrong, retries=1)
+    with pytest.raises(FetchError, match="md5 mismatch"):
+        fetch(tmp_path / "local", tarball=archive, md5=wrong)
+    assert loads == [] and opened == []  # the archive was never opened, let alone a pickle read
+    assert _tree(tmp_path / "downloaded") == []

@@ -8,12 +8,15 @@ under its final name only once it is complete.
 from __future__ import annotations
 
 import hashlib
+import http.client
+import logging
 import os
 import pickle
 import shutil
 import socket
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -23,7 +26,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from msga.io import atomic_path
+from msga.io import atomic_output, atomic_path
+
+log = logging.getLogger("msga.fetch")
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
@@ -39,6 +44,8 @@ MEMBER_MD5 = {
         "meta": "7973b15100ade9c7d40fb424638fde48",
     }
 }
+GZIP_MAGIC = b"\x1f\x8b"
+TRANSIENT_HTTP = {429, 500, 502, 503, 504}
 NUM_CLASSES = 100
 IMAGE_SHAPE = (3, 32, 32)
 OFFLINE_HINT = (
@@ -50,6 +57,10 @@ OFFLINE_HINT = (
 
 class FetchError(RuntimeError):
     """The archive could not be obtained, verified or extracted; nothing was left behind."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient  # another attempt may succeed (a dropped connection, a 5xx)
 
 
 def md5sum(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -63,10 +74,33 @@ def md5sum(path: str | Path, chunk: int = 1 << 20) -> str:
 # ---------------------------------------------------------------- download
 
 
-def download(url: str, dest: str | Path, md5: str | None, timeout: float = 60.0) -> Path:
-    """Stream `url` to `dest`, verify md5, rename into place. Leaves no partial file."""
+def download(url: str, dest: str | Path, md5: str | None, timeout: float = 60.0,
+             retries: int = 3, backoff: float = 2.0) -> Path:
+    """Stream `url` to `dest`, verify md5, rename into place. Leaves no partial file.
+
+    Transient failures (a dropped connection, a timeout, HTTP 5xx or 429) are retried up to
+    `retries` attempts in all, waiting backoff, 2*backoff, ... seconds; anything else (404, an HTML
+    page instead of the archive, a wrong md5) fails at once, since repeating it cannot help.
+    """
+    if retries < 1:
+        raise ValueError(f"retries must be >= 1, got {retries}")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, retries + 1):
+        try:
+            return _download_once(url, dest, md5, timeout)
+        except FetchError as err:
+            if not err.transient:
+                raise
+            if attempt == retries:
+                raise FetchError(f"{err} (gave up after {retries} attempt{'s' * (retries > 1)})") from err
+            wait = backoff * 2 ** (attempt - 1)
+            log.warning("attempt %d of %d failed: %s; retrying in %.0f s", attempt, retries, err, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _download_once(url: str, dest: Path, md5: str | None, timeout: float) -> Path:
     try:
         with atomic_path(dest) as tmp:
             _stream(url, tmp, timeout)
@@ -79,8 +113,8 @@ def download(url: str, dest: str | Path, md5: str | None, timeout: float = 60.0)
                 )
     except FetchError:
         raise
-    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as err:
-        raise FetchError(_network_message(url, err)) from err
+    except (urllib.error.URLError, http.client.HTTPException, socket.timeout, TimeoutError, ConnectionError) as err:
+        raise FetchError(_network_message(url, err), transient=_is_transient(err)) from err
     except OSError as err:  # the local side: a full disk, a read-only folder
         raise FetchError(f"cannot write the download to {dest.parent}: {err}; nothing was kept") from err
     return dest
@@ -89,6 +123,10 @@ def download(url: str, dest: str | Path, md5: str | None, timeout: float = 60.0)
 def _stream(url: str, tmp: Path, timeout: float) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "msga-fetch"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
+        kind = response.headers.get_content_type()
+        if kind == "text/html":  # a login, proxy or error page served with 200
+            raise FetchError(f"{url} served an HTML page (Content-Type {kind}), not the .tar.gz archive; "
+                             f"nothing was kept. Check the URL in a browser; {OFFLINE_HINT}")
         total = response.headers.get("Content-Length")
         total = int(total) if total and total.isdigit() else None
         received = 0
@@ -97,6 +135,9 @@ def _stream(url: str, tmp: Path, timeout: float) -> None:
             disable=None, leave=False,
         ) as bar:
             while block := response.read(1 << 20):
+                if received == 0 and not block.startswith(GZIP_MAGIC):
+                    raise FetchError(f"{url} did not send a gzip archive (it starts with {block[:40]!r}); "
+                                     f"nothing was kept. Check the URL; {OFFLINE_HINT}")
                 out.write(block)
                 received += len(block)
                 bar.update(len(block))
@@ -104,13 +145,24 @@ def _stream(url: str, tmp: Path, timeout: float) -> None:
             raise ConnectionError(f"connection closed after {received} of {total} bytes")
 
 
+def _is_transient(err: BaseException) -> bool:
+    """Worth another attempt: the server or the path to it may recover."""
+    if isinstance(err, urllib.error.HTTPError):
+        return err.code in TRANSIENT_HTTP
+    reason = getattr(err, "reason", err)
+    if isinstance(reason, (socket.timeout, TimeoutError)) or isinstance(err, (socket.timeout, TimeoutError)):
+        return True
+    # a connection that broke mid-transfer; a refused or unresolvable host (wrapped in URLError) is not
+    return isinstance(err, (ConnectionError, http.client.HTTPException)) and not isinstance(err, urllib.error.URLError)
+
+
 def _network_message(url: str, err: BaseException) -> str:
     if isinstance(err, urllib.error.HTTPError):
         return f"download of {url} failed: the server answered HTTP {err.code} {err.reason}; {OFFLINE_HINT}"
     reason = getattr(err, "reason", err)
     if isinstance(reason, (socket.timeout, TimeoutError)) or isinstance(err, (socket.timeout, TimeoutError)):
-        return f"download of {url} timed out (no data for the timeout); {OFFLINE_HINT}"
-    if isinstance(err, ConnectionError) and "connection closed" in str(err):
+        return f"download of {url} timed out (no data for the timeout); nothing was kept; {OFFLINE_HINT}"
+    if isinstance(err, (ConnectionError, http.client.HTTPException)) and not isinstance(err, urllib.error.URLError):
         return f"download of {url} was cut short: {err}; nothing was kept, retry; {OFFLINE_HINT}"
     return f"cannot reach {url} (no network or host unreachable: {reason}); {OFFLINE_HINT}"
 
@@ -181,6 +233,8 @@ def fetch(
     md5: str | None = MD5,
     tarball: str | Path | None = None,
     timeout: float = 60.0,
+    retries: int = 3,
+    backoff: float = 2.0,
 ) -> Path:
     """Obtain the archive (local tarball or download), verify it, extract; returns the folder."""
     out = Path(out)
@@ -200,7 +254,7 @@ def fetch(
             pass  # an earlier verified download is reused
         else:
             archive.unlink(missing_ok=True)
-            download(url, archive, md5, timeout)
+            download(url, archive, md5, timeout, retries, backoff)
     return extract(archive, out, md5)
 
 
@@ -272,7 +326,7 @@ def pack(root: str | Path, out: str | Path) -> Path:
         "test_images": test_x, "test_labels": test_y,
         "classes": classes,
     }
-    with atomic_path(out) as tmp:
+    with atomic_output(out) as tmp:
         torch.save(payload, tmp)
     return Path(out)
 

@@ -1,0 +1,133 @@
+"""Broken downloads, over a real loopback server that misbehaves on purpose: each fault is a
+clear error that leaves no partial file, transient ones are retried, and a retry succeeds."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+
+import pytest
+
+from msga.cli import main
+from msga.data.cifar import ARCHIVE_NAME, FOLDER, FetchError, fetch
+
+TIMEOUT = 0.5  # seconds; the slow server waits longer than this before answering
+
+
+class FaultyServer:
+    """Serves one archive; request i behaves as plan[i] (the last entry repeats)."""
+
+    def __init__(self, payload: bytes, plan: list[str]):
+        self.payload, self.plan, self.requests = payload, plan, 0
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                fault = owner.plan[min(owner.requests, len(owner.plan) - 1)]
+                owner.requests += 1
+                getattr(owner, f"_{fault}")(self)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/{ARCHIVE_NAME}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _ok(self, h, body: bytes | None = None, kind: str = "application/x-gzip", length: int | None = None):
+        body = self.payload if body is None else body
+        h.send_response(200)
+        h.send_header("Content-Type", kind)
+        h.send_header("Content-Length", str(len(body) if length is None else length))
+        h.end_headers()
+        h.wfile.write(body)
+
+    def _drop(self, h):  # promises the whole archive, sends half, hangs up
+        self._ok(h, self.payload[: len(self.payload) // 2], length=len(self.payload))
+
+    def _error500(self, h):
+        h.send_error(500, "Internal Server Error")
+
+    def _error404(self, h):
+        h.send_error(404, "Not Found")
+
+    def _slow(self, h):
+        time.sleep(TIMEOUT * 4)
+        self._ok(h)
+
+    def _html(self, h):  # a captive portal or proxy page, served with 200
+        self._ok(h, b"<!DOCTYPE html><html><body>Please log in</body></html>", kind="text/html")
+
+    def _html_as_binary(self, h):  # the same page, mislabelled
+        self._ok(h, b"<!DOCTYPE html><html><body>Please log in</body></html>", kind="application/octet-stream")
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def serve(fixture_archive):
+    servers = []
+
+    def start(*plan: str) -> FaultyServer:
+        servers.append(FaultyServer(fixture_archive[0].read_bytes(), list(plan)))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _left(out):
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*")) if out.exists() else []
+
+
+FAULTS = {  # fault -> (words the error must contain, retried?)
+    "drop": ("cut short", True),
+    "error500": ("HTTP 500", True),
+    "slow": ("timed out", True),
+    "error404": ("HTTP 404", False),
+    "html": ("HTML page", False),
+    "html_as_binary": ("did not send a gzip archive", False),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_fault_is_a_clear_error_that_leaves_nothing(tmp_path, serve, fixture_archive, fault):
+    words, retried = FAULTS[fault]
+    server = serve(fault)
+    out = tmp_path / "raw"
+    with pytest.raises(FetchError) as exc:
+        fetch(out, url=server.url, md5=fixture_archive[1], timeout=TIMEOUT, retries=2, backoff=0)
+    message = str(exc.value)
+    assert words in message and server.url in message
+    assert "--tarball" in message or "md5" in message  # says what to do instead
+    assert server.requests == (2 if retried else 1)  # retried only when another attempt can help
+    assert ("gave up after 2 attempts" in message) == retried
+    assert _left(out) == []  # no partial archive, no temp file, no extracted member
+
+
+@pytest.mark.parametrize("fault", ["drop", "error500", "slow"])
+def test_transient_fault_is_retried_and_the_retry_succeeds(tmp_path, serve, fixture_archive, fault, caplog):
+    server = serve(fault, "ok")
+    with caplog.at_level("WARNING", logger="msga.fetch"):
+        folder = fetch(tmp_path, url=server.url, md5=fixture_archive[1], timeout=TIMEOUT, retries=3, backoff=0)
+    assert server.requests == 2 and "attempt 1 of 3 failed" in caplog.text
+    assert sorted(p.name for p in folder.iterdir()) == ["meta", "test", "train"]
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_rerunning_fetch_after_a_failure_succeeds(tmp_path, serve, fixture_archive, fault, capsys):
+    """The user's retry: the failed command left nothing that could poison the next one."""
+    server = serve(fault, "ok")
+    out = tmp_path / "raw"
+    argv = ["fetch", "--out", str(out), "--url", server.url, "--md5", fixture_archive[1],
+            "--timeout", str(TIMEOUT), "--retries", "1"]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 1 and FAULTS[fault][0] in capsys.readouterr().err
+    assert _left(out) == []
+    assert main(argv) == 0
+    assert (out / FOLDER / "train").is_file()
