@@ -1,13 +1,9 @@
-"""The trainer: learns, reports honest metrics, repeats itself, resumes, and fails loudly."""
+"""The trainer: learns, reports honest metrics, repeats itself, and fails loudly. (Resuming after a kill
+or a full disk: tests/test_faults_*.py.)"""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -17,7 +13,6 @@ from sklearn.metrics import accuracy_score, precision_score, recall_score, roc_a
 from msga.config import resolve_run
 from msga.evaluate import compute_metrics
 from msga.train import CHECKPOINT, NonFiniteLoss, lr_at, pick_device, train_run
-from tests.conftest import REPO
 
 HEADLINE = ("acc", "auc", "precision", "recall", "top5")
 QUICK = {"train.epochs": 4, "train.lr": 8.0e-3, "train.batch_size": 64}
@@ -68,35 +63,6 @@ def test_same_seed_gives_identical_metrics(trained, tmp_path, demo_params, packe
     again = train_run(config, packed, tmp_path, pick_device("cpu"), "again")
     for key in HEADLINE:
         assert again[key] == first[key], key
-
-
-def _train_cmd(params_file, data, out, epochs=4):
-    return [sys.executable, "-m", "msga.cli", "train", "--params", str(params_file), "--model", "msga",
-            "--seed", "1", "--out", str(out), "--data", str(data), "--device", "cpu",
-            "--set", f"train.epochs={epochs}", "--set", "train.lr=8.0e-3", "--set", "train.batch_size=64"]
-
-
-def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path, packed_path):
-    params_file = REPO / "workflow" / "demo.yaml"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    whole = tmp_path / "whole"
-    subprocess.run(_train_cmd(params_file, packed_path, whole), check=True, env=env, capture_output=True)
-    cut = tmp_path / "cut"
-    proc = subprocess.Popen(_train_cmd(params_file, packed_path, cut), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (cut / CHECKPOINT).exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # mid-run, after at least one epoch's checkpoint
-    proc.wait()
-    assert (cut / CHECKPOINT).exists() and not (cut / "metrics.json").exists()
-    subprocess.run(_train_cmd(params_file, packed_path, cut), check=True, env=env, capture_output=True)
-    a = json.loads((whole / "metrics.json").read_text())
-    b = json.loads((cut / "metrics.json").read_text())
-    assert b["resumed_from_epoch"] >= 1
-    for key in HEADLINE:
-        assert a[key] == b[key], key
-    assert a["confusion_matrix"] == b["confusion_matrix"]
 
 
 def test_non_finite_loss_names_the_run_and_writes_no_metrics(tmp_path, demo_params, packed):

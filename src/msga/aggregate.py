@@ -16,7 +16,7 @@ from scipy import stats
 
 from msga.config import Run, experiment_runs, load_params
 from msga.evaluate import HEADLINE, LABELS
-from msga.io import atomic_path, write_json_atomic
+from msga.io import atomic_output, write_json_atomic
 
 log = logging.getLogger("msga.aggregate")
 
@@ -36,14 +36,19 @@ def read_run(run_dir: Path, run: Run) -> tuple[dict, list[dict]]:
         raise RunFileError(f"{name}: {metrics_path} is missing (the run has not finished)")
     try:
         metrics = json.loads(metrics_path.read_text())
+        if not isinstance(metrics, dict):
+            raise ValueError(f"holds a JSON {type(metrics).__name__}, not an object")
         missing = [k for k in (*HEADLINE, "config") if k not in metrics]
         if missing:
             raise ValueError(f"lacks {', '.join(missing)}")
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, TypeError) as err:
         raise RunFileError(f"{name}: {metrics_path} is unreadable ({err}); rerun the run") from err
     try:
         history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
-    except (OSError, ValueError) as err:
+        epochs = metrics["config"]["train"]["epochs"]
+        if [h.get("epoch") for h in history] != list(range(1, epochs + 1)):  # cut at a line end still parses
+            raise ValueError(f"holds {len(history)} of the {epochs} epochs")
+    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
         raise RunFileError(f"{name}: {history_path} is unreadable ({err}); rerun the run") from err
     return metrics, history
 
@@ -237,7 +242,7 @@ def dvc_metrics(t1: pd.DataFrame, runs: pd.DataFrame, missing: pd.DataFrame) -> 
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_output(path) as tmp:
         df.to_csv(tmp, index=False)
 
 

@@ -7,17 +7,16 @@ timed windows after a warm-up, and the medians are compared. On a GPU, model FLO
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from itertools import cycle
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from msga.config import load_params
+from msga.io import write_json_atomic
 from msga.data.loader import DeviceData, channel_stats
 from msga.models import build_model, list_models
 from msga.models.cost import forward_flops
@@ -156,4 +155,4 @@ def main(args) -> None:
         line += f" {r['train_tflops']:>8.2f} {mfu:>6}"
         print(line, flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"device": provenance.device_name(device), "results": results}, indent=2))
+        write_json_atomic(args.json, {"device": provenance.device_name(device), "results": results})

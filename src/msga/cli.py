@@ -1,6 +1,6 @@
 """The command line: `msga <subcommand>`. Paths come from argv, hyperparameters from params.yaml.
 
-Exit status: 0 done; 1 the work failed (a download, a non-finite loss), with a message that says
+Exit status: 0 done; 1 the work failed (a download, a non-finite loss, a full disk), with a message that says
 what to do; 2 a usage or params error, found before any work started.
 """
 
@@ -30,13 +30,22 @@ def _params(args) -> list[str]:
 
 
 def _writable_dir(path: str) -> Path:
+    """The output folder, created; checked before any work so a long job cannot fail at its end."""
     out = Path(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UsageError(f"cannot create output folder {out}: {err.strerror}")
+        raise UsageError(f"cannot create output folder {out}: {err.strerror}; pick another --out")
     if not os.access(out, os.W_OK):
-        raise UsageError(f"output folder {out} is not writable")
+        raise UsageError(f"output folder {out} is not writable; pick another --out or fix its permissions")
+    return out
+
+
+def _writable_file(path: str) -> Path:
+    out = Path(path)
+    if out.is_dir():
+        raise UsageError(f"{out} is a folder; give a file name")
+    _writable_dir(str(out.parent))
     return out
 
 
@@ -67,12 +76,15 @@ def cmd_fetch(args) -> None:
 
     if args.url and args.tarball:
         raise UsageError("give either --url or --tarball, not both")
-    url, md5, tarball, timeout = args.url, args.md5, args.tarball, args.timeout
+    url, md5, tarball, timeout, retries = args.url, args.md5, args.tarball, args.timeout, args.retries
     if url is None and tarball is None:  # defaults from params.yaml
         data = load_params(_params(args))["data"]
         url, tarball = data["url"], data["tarball"]
         md5 = md5 or data["md5"]
         timeout = timeout or data["timeout"]
+        retries = retries or data["retries"]
+    if retries is not None and retries < 1:
+        raise UsageError(f"--retries must be at least 1, got {retries}")
     if url and not md5:
         raise UsageError("--url needs --md5: nothing downloaded is unpickled before its checksum matches")
     if tarball and not md5:
@@ -80,14 +92,14 @@ def cmd_fetch(args) -> None:
         if sidecar.is_file():
             md5 = sidecar.read_text().split()[0]
     folder = fetch(_writable_dir(args.out), url=None if tarball else url, md5=md5, tarball=tarball,
-                   timeout=timeout or 60)
+                   timeout=timeout or 60, retries=retries or 3)
     print(f"{folder}: train, test, meta verified")
 
 
 def cmd_pack(args) -> None:
     from msga.data.cifar import pack
 
-    path = pack(args.root, args.out)
+    path = pack(args.root, _writable_file(args.out))
     print(f"{path}: packed")
 
 
@@ -132,19 +144,22 @@ def cmd_runs(args) -> None:
 def cmd_bench(args) -> None:
     from msga.bench import main as bench_main
 
+    if args.json:
+        _writable_file(args.json)
     bench_main(args)
 
 
 def cmd_aggregate(args) -> None:
     from msga.aggregate import main as aggregate_main
 
+    _writable_dir(args.out)
     aggregate_main(args)
 
 
 def cmd_report(args) -> None:
     from msga.report import render
 
-    render(_params(args), args.reports, args.notebook)
+    render(_params(args), _writable_dir(args.reports), args.notebook)
 
 
 # ---------------------------------------------------------------- parser
@@ -171,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--md5", help="expected md5 of the archive")
     p.add_argument("--tarball", help="a local cifar-100-python.tar.gz instead of a download")
     p.add_argument("--timeout", type=float, help="seconds without data before the download fails")
+    p.add_argument("--retries", type=int, help="attempts in all for transient failures (default 3)")
     _params_arg(p)
     p.set_defaults(func=cmd_fetch)
 
@@ -234,13 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from msga.data.cifar import FetchError
+    from msga.io import WriteFailed
     from msga.train import NonFiniteLoss
 
     try:
         args.func(args)
     except (ParamsError, UsageError) as err:
         parser.exit(2, f"msga {args.command}: error: {err}\n")
-    except (FetchError, NonFiniteLoss) as err:
+    except (FetchError, NonFiniteLoss, WriteFailed) as err:
         parser.exit(1, f"msga {args.command}: {err}\n")
     return 0
 

@@ -34,8 +34,41 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+class WriteFailed(RuntimeError):
+    """An output could not be written (a full disk, a read-only folder); the old file is intact."""
+
+    def __init__(self, path: Path, err: BaseException):
+        super().__init__(
+            f"could not write {path}: {err}. Nothing was half-written: {path.name} is as it was before "
+            f"(its previous version, if any, is intact). Free disk space (df -h {path.parent}) or fix "
+            "the folder's permissions, then rerun; a training run resumes from its last checkpoint."
+        )
+        self.path = path
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """atomic_path for the files this project produces: a failed write becomes one clear WriteFailed.
+
+    torch.save reports a failed write (ENOSPC, EFBIG) as a plain RuntimeError from its C++ writer,
+    numpy and open() as OSError; both mean the same thing to the user.
+    """
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            yield tmp
+    except WriteFailed:
+        raise
+    except OSError as err:
+        raise WriteFailed(path, err) from err
+    except RuntimeError as err:
+        if type(err) is not RuntimeError:  # our own errors (FetchError, NonFiniteLoss) pass untouched
+            raise
+        raise WriteFailed(path, err) from err
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_output(path) as tmp:
         tmp.write_text(text)
 
 

@@ -12,12 +12,12 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from msga.evaluate import HEADLINE, LABELS  # noqa: E402
-from msga.io import atomic_path  # noqa: E402
+from msga.io import atomic_output  # noqa: E402
 
 
 
 def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
     plt.close(fig)
 

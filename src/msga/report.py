@@ -6,8 +6,6 @@ it and nbconvert turns it into one self-contained HTML file without code cells.
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +13,7 @@ from IPython.display import HTML, Image, Markdown
 
 from msga.config import load_params
 from msga.evaluate import HEADLINE, LABELS
-from msga.io import atomic_path
+from msga.io import atomic_output
 
 
 
@@ -163,7 +161,7 @@ def render(params_files: list[str], reports: str | Path, notebook: str | Path) -
 
     reports = Path(reports).resolve()
     executed = reports / "replication.ipynb"
-    with atomic_path(executed) as tmp:
+    with atomic_output(executed) as tmp:
         papermill.execute_notebook(
             str(notebook), str(tmp), parameters={"reports": str(reports), "params": [str(Path(p).resolve()) for p in params_files]},
             kernel_name="python3", progress_bar=False, cwd=str(reports.parent), language="python",
@@ -174,6 +172,6 @@ def render(params_files: list[str], reports: str | Path, notebook: str | Path) -
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     html, _ = exporter.from_notebook_node(nb)
     out = reports / "replication.html"
-    with atomic_path(out) as tmp:
+    with atomic_output(out) as tmp:
         tmp.write_text(html)
     return out

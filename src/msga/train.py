@@ -1,16 +1,19 @@
 """One run: one model, one configuration, one seed; packed tensors in, metrics out.
 
-Never loses work: a checkpoint after every epoch (temp file + rename) that a restart of the
-same run resumes from; every epoch's randomness is seeded from (seed, epoch), so a resumed run
-ends with the metrics of an uninterrupted one. metrics.json is written last: its presence
+Never loses work: a checkpoint after every epoch (temp file + rename, SHA-256 checked) that a
+restart of the same run resumes from; every epoch's randomness is seeded from (seed, epoch), so a
+resumed run ends with the metrics of an uninterrupted one. metrics.json is written last: its presence
 means the run finished.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,13 +28,14 @@ from msga import provenance
 from msga.config import config_hash
 from msga.data.loader import DeviceData, channel_stats
 from msga.evaluate import HEADLINE, compute_metrics
-from msga.io import atomic_path, write_json_atomic, write_text_atomic
+from msga.io import atomic_output, write_json_atomic, write_text_atomic
 from msga.models import build_model
 from msga.models.cost import count_params, forward_flops
 
 log = logging.getLogger("msga.train")
 
 CHECKPOINT = "checkpoint.pt"
+DIGEST_BYTES = 32  # the SHA-256 trailer of a checkpoint file
 
 
 class NonFiniteLoss(RuntimeError):
@@ -45,11 +49,16 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def setup_backend(device: torch.device, deterministic: bool) -> None:
+    """Fast kernels by default; with `deterministic`, repeatable ones (see docs/RELIABILITY.md)."""
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.benchmark = not deterministic  # autotuning may pick other kernels per run
+        torch.backends.cudnn.deterministic = deterministic
     if deterministic:
+        # cuBLAS GEMMs are repeatable only with a fixed workspace, and PyTorch refuses deterministic
+        # mode without one; it must be set before the first cuBLAS call of the process.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=False)
 
 
@@ -95,12 +104,31 @@ def predict(model: nn.Module, data: DeviceData, batch_size: int, autocast: bool)
     return torch.cat(out)
 
 
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save's bytes followed by their SHA-256, written atomically.
+
+    torch.load does not notice a flipped byte inside a tensor (it would resume from silently
+    damaged weights); the digest makes any damage, truncation included, detectable at load.
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getbuffer()
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+            f.write(hashlib.sha256(payload).digest())
+
+
 def load_checkpoint(path: Path, expected_hash: str, run: str) -> dict | None:
     """The checkpoint of this very configuration, or None (absent, stale or unreadable)."""
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        blob = memoryview(path.read_bytes())
+        payload, digest = blob[:-DIGEST_BYTES], blob[-DIGEST_BYTES:]
+        if len(blob) <= DIGEST_BYTES or hashlib.sha256(payload).digest() != digest:
+            raise ValueError("its SHA-256 does not match: the file is truncated or corrupted")
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as err:  # truncated or corrupted: start over rather than resume from garbage
         log.warning("%s: checkpoint %s is unreadable (%s); starting from scratch", run, path, err)
         return None
@@ -201,9 +229,8 @@ def train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devic
             "images_per_s": steps_per_epoch * batch / train_seconds,
         }
         history.append(record)
-        with atomic_path(ckpt_path) as tmp:
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "epoch": epoch + 1, "history": history, "config_hash": chash}, tmp)
+        save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                    "epoch": epoch + 1, "history": history, "config_hash": chash})
         log.info("%s epoch %d/%d loss %.4f train_acc %.4f test_acc %.4f lr %.2e %.1fs %.0f img/s",
                  run, epoch + 1, train["epochs"], record["train_loss"], record["train_acc"], test_acc,
                  lr, train_seconds, record["images_per_s"])
@@ -211,7 +238,7 @@ def train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devic
     probs = predict(step_fn, test_set, train["eval_batch_size"], cuda)
     metrics = compute_metrics(probs, test_set.labels)
     labels = test_set.labels.cpu().numpy()
-    with atomic_path(out_dir / "predictions.npz") as tmp:
+    with atomic_output(out_dir / "predictions.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, probs=probs.cpu().numpy().astype(np.float32), labels=labels)
     write_text_atomic(out_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))

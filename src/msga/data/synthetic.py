@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from msga.data.cifar import ARCHIVE_NAME, FOLDER, NUM_CLASSES, md5sum
-from msga.io import atomic_path, write_text_atomic
+from msga.io import atomic_output, write_text_atomic
 
 N_LAYOUTS = N_TEXTURES = 10
 DEFINITION_SEED = 20240601  # the classes are the same task for every data seed
@@ -123,7 +123,7 @@ def write_archive(out: str | Path, train_per_class: int = 500, test_per_class: i
         "coarse_label_names": [f"layout{i // 2}_half{i % 2}" for i in range(NUM_CLASSES // 5)],
     }
     archive = out / ARCHIVE_NAME
-    with atomic_path(archive) as tmp:
+    with atomic_output(archive) as tmp:
         # no name and mtime=0 in the gzip and tar headers: the same seed gives the same bytes (md5)
         with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0, compresslevel=6) as gz:
             with tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:

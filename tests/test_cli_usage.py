@@ -1,0 +1,77 @@
+"""The command line refuses bad usage before doing any work: a clear message and exit status 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from msga.cli import main
+from tests.conftest import REPO
+
+DEMO = str(REPO / "workflow" / "demo.yaml")
+
+
+def _exit(argv) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return exc.value.code
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["train", "--params", DEMO, "--seed", "0", "--out", "x"], "--model"),
+    (["train", "--params", DEMO, "--model", "msga", "--out", "x"], "--seed"),
+    (["fetch"], "--out"),
+    (["pack", "--out", "x.pt"], "--root"),
+    (["synth"], "--out"),
+    (["train", "--params", DEMO, "--model", "msga", "--seed", "zero", "--out", "x"], "invalid int value"),
+    ([], "COMMAND"),
+    (["shred"], "invalid choice"),
+])
+def test_missing_or_malformed_flags_are_usage_errors(argv, words, capsys):
+    assert _exit(argv) == 2
+    assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["fetch", "--out", "raw", "--url", "http://127.0.0.1:9/a.tar.gz", "--md5", "0" * 32, "--tarball", "a.tar.gz"],
+     "either --url or --tarball"),
+    (["fetch", "--out", "raw", "--url", "http://127.0.0.1:9/a.tar.gz"], "--url needs --md5"),
+    (["fetch", "--out", "raw", "--url", "http://127.0.0.1:9/a.tar.gz", "--md5", "0" * 32, "--retries", "0"],
+     "--retries must be at least 1"),
+    (["train", "--params", DEMO, "--model", "resnet", "--seed", "0", "--out", "run"], "resnet"),
+    (["train", "--params", DEMO, "--model", "msga", "--seed", "0", "--out", "run", "--set", "train.epochz=3"],
+     "epochz"),
+    (["train", "--params", DEMO, "--model", "msga", "--seed", "0", "--out", "run", "--set", "model.heads=5"],
+     "not divisible"),
+    (["train", "--params", DEMO, "--model", "msga", "--seed", "0", "--out", "run", "--set", "heads4"], "key=value"),
+    (["validate", "--params", "no-such-params.yaml"], "no-such-params.yaml"),
+])
+def test_conflicting_or_invalid_values_are_usage_errors(argv, words, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert _exit(argv) == 2
+    assert words in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # refused before any work: nothing was created
+
+
+@pytest.fixture()
+def blocker(tmp_path):
+    """A regular file where a folder is needed: unwritable as a folder even for root."""
+    path = tmp_path / "a-file"
+    path.write_text("not a folder")
+    return path
+
+
+@pytest.mark.parametrize("command", [
+    lambda out: ["synth", "--out", out],
+    lambda out: ["fetch", "--out", out, "--tarball", "a.tar.gz", "--md5", "0" * 32],
+    lambda out: ["pack", "--root", ".", "--out", f"{out}/cifar100.pt"],
+    lambda out: ["train", "--params", DEMO, "--model", "msga", "--seed", "0", "--out", out, "--data", "none.pt"],
+    lambda out: ["aggregate", "--params", DEMO, "--out", out],
+    lambda out: ["report", "--params", DEMO, "--reports", out],
+    lambda out: ["bench", "--params", DEMO, "--json", f"{out}/bench.json"],
+], ids=["synth", "fetch", "pack", "train", "aggregate", "report", "bench"])
+def test_unwritable_output_folder_is_a_usage_error(command, blocker, capsys):
+    out = str(blocker / "sub")
+    assert _exit(command(out)) == 2
+    err = capsys.readouterr().err
+    assert f"cannot create output folder {blocker}" in err or f"cannot create output folder {out}" in err
+    assert blocker.read_text() == "not a folder"

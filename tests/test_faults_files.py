@@ -1,0 +1,216 @@
+"""Damaged and unwritable files: a full disk while writing, truncated or corrupted checkpoints and
+run outputs, and repeatability with deterministic kernels."""
+
+from __future__ import annotations
+
+import errno
+import json
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import msga.train
+from msga.aggregate import RunFileError, read_run
+from msga.config import Run, config_hash, resolve_run
+from msga.io import WriteFailed, write_json_atomic
+from msga.train import CHECKPOINT, load_checkpoint, pick_device, train_run
+
+CPU = pick_device("cpu")
+TWO_EPOCHS = {"train.epochs": 2}
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+class DiskFillsUp:
+    """Stands in for open() in msga.train: write number `fail_at` gets half its bytes, then ENOSPC."""
+
+    def __init__(self, fail_at: int):
+        self.fail_at, self.calls = fail_at, 0
+
+    def __call__(self, path, mode="r", *args, **kwargs):
+        f = open(path, mode, *args, **kwargs)
+        if "w" not in mode:
+            return f
+        self.calls += 1
+        if self.calls != self.fail_at:
+            return f
+        real_write = f.write
+
+        def write(data):
+            real_write(bytes(data)[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        f.write = write
+        return f
+
+
+@pytest.fixture(scope="module")
+def checkpoint_after_epoch_1(tmp_path_factory, demo_params, packed):
+    """(config, folder) of a convnext run whose disk filled up while writing the epoch-2 checkpoint."""
+    folder = tmp_path_factory.mktemp("full-disk")
+    config = resolve_run(demo_params, "convnext", TWO_EPOCHS, seed=0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(msga.train, "open", DiskFillsUp(fail_at=2), raising=False)
+        with pytest.raises(WriteFailed) as exc:
+            train_run(config, packed, folder, CPU, "convnext/full-disk/seed0")
+    return config, folder, str(exc.value)
+
+
+def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(checkpoint_after_epoch_1, packed, demo_params):
+    config, folder, message = checkpoint_after_epoch_1
+    assert "No space left on device" in message and str(folder / CHECKPOINT) in message
+    assert "previous version" in message and "df -h" in message  # says what happened and what to do
+    assert _leftovers(folder) == [] and not (folder / "metrics.json").exists()
+    state = load_checkpoint(folder / CHECKPOINT, config_hash(config), "run")
+    assert state is not None and state["epoch"] == 1
+
+    # space is freed, the run is restarted: it resumes and ends as an uninterrupted run does
+    resumed_dir = folder.parent / "resumed"
+    shutil.copytree(folder, resumed_dir)
+    resumed = train_run(config, packed, resumed_dir, CPU, "convnext/full-disk/seed0")
+    whole = train_run(config, packed, folder.parent / "whole", CPU, "convnext/whole/seed0")
+    assert resumed["resumed_from_epoch"] == 1
+    for key in ("acc", "auc", "precision", "recall", "confusion_matrix"):
+        assert resumed[key] == whole[key], key
+
+
+def test_disk_full_while_writing_an_output_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "metrics.json"
+    write_json_atomic(target, {"acc": 0.5})
+    real_write_text = type(target).write_text
+
+    def fill_up(self, text, *args, **kwargs):
+        real_write_text(self, text[: len(text) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(type(target), "write_text", fill_up)
+    with pytest.raises(WriteFailed, match="No space left on device"):
+        write_json_atomic(target, {"acc": 0.9, "padding": "x" * 1000})
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"acc": 0.5}
+    assert _leftovers(tmp_path) == []
+
+
+def _file_size_limit(limit: int):
+    def apply():  # in the child: writes past `limit` bytes fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_pack_into_a_file_size_limit_fails_clearly_and_keeps_the_old_file(tmp_path, fixture_archive, packed_path):
+    """A real kernel-level write failure (EFBIG under RLIMIT_FSIZE) inside torch.save's C++ writer."""
+    from msga.data.cifar import fetch
+
+    fetch(tmp_path / "raw", tarball=fixture_archive[0], md5=fixture_archive[1])
+    out = tmp_path / "out" / "cifar100.pt"
+    out.parent.mkdir()
+    out.write_bytes(b"an older packed file")
+    proc = subprocess.run([sys.executable, "-m", "msga.cli", "pack", "--root", str(tmp_path / "raw"), "--out", str(out)],
+                          capture_output=True, text=True, preexec_fn=_file_size_limit(packed_path.stat().st_size // 4))
+    assert proc.returncode == 1, proc.stderr
+    assert f"could not write {out}" in proc.stderr and "Traceback" not in proc.stderr
+    assert out.read_bytes() == b"an older packed file"
+    assert _leftovers(out.parent) == []
+
+
+def _damage(path, how: str) -> None:
+    blob = bytearray(path.read_bytes())
+    if how == "truncated":
+        path.write_bytes(blob[: len(blob) // 2])
+    elif how == "one byte flipped":  # inside the tensor data: torch.load alone would accept it
+        blob[len(blob) // 2] ^= 0xFF
+        path.write_bytes(blob)
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "not a checkpoint":
+        path.write_bytes(b"PK\x03\x04 garbage")
+
+
+@pytest.mark.parametrize("how", ["truncated", "one byte flipped", "empty", "not a checkpoint"])
+def test_damaged_checkpoint_is_detected_and_reported(checkpoint_after_epoch_1, tmp_path, how, caplog):
+    config, folder, _ = checkpoint_after_epoch_1
+    path = tmp_path / CHECKPOINT
+    shutil.copy(folder / CHECKPOINT, path)
+    assert load_checkpoint(path, config_hash(config), "run")["epoch"] == 1  # intact, it would resume
+    _damage(path, how)
+    with caplog.at_level("WARNING", logger="msga.train"):
+        assert load_checkpoint(path, config_hash(config), "convnext/damaged/seed0") is None
+    assert "convnext/damaged/seed0" in caplog.text and "unreadable" in caplog.text
+    assert "starting from scratch" in caplog.text
+
+
+def test_checkpoint_of_another_configuration_is_not_resumed(checkpoint_after_epoch_1, caplog):
+    config, folder, _ = checkpoint_after_epoch_1
+    with caplog.at_level("WARNING", logger="msga.train"):
+        assert load_checkpoint(folder / CHECKPOINT, "another-config", "run") is None
+    assert "another configuration" in caplog.text
+
+
+# ---------------------------------------------------------------- damaged run outputs
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, demo_params, packed):
+    folder = tmp_path_factory.mktemp("finished")
+    config = resolve_run(demo_params, "convnext", TWO_EPOCHS, seed=0)
+    train_run(config, packed, folder, CPU, "convnext/base/seed0")
+    return folder
+
+
+def _cut_at_a_line_end(text: str) -> str:
+    return text.splitlines(keepends=True)[0]
+
+
+@pytest.mark.parametrize("name,damage,words", [
+    ("metrics.json", lambda t: t[: len(t) // 2], "unreadable"),
+    ("metrics.json", lambda t: "[1, 2]", "not an object"),
+    ("metrics.json", lambda t: "", "unreadable"),
+    ("history.jsonl", lambda t: t[: len(t) // 2], "unreadable"),
+    ("history.jsonl", _cut_at_a_line_end, "1 of the 2 epochs"),
+    ("history.jsonl", None, "unreadable"),
+])
+def test_damaged_run_file_is_named_with_its_run(finished_run, tmp_path, name, damage, words):
+    folder = tmp_path / "seed0"
+    shutil.copytree(finished_run, folder)
+    if damage is None:
+        (folder / name).unlink()
+    else:
+        (folder / name).write_text(damage((folder / name).read_text()))
+    with pytest.raises(RunFileError) as exc:
+        read_run(folder, Run("convnext", "base", 0))
+    message = str(exc.value)
+    assert message.startswith("convnext/base/seed0:") and str(folder / name) in message and words in message
+    assert "rerun" in message
+
+
+def test_an_intact_run_reads(finished_run):
+    metrics, history = read_run(finished_run, Run("convnext", "base", 0))
+    assert [h["epoch"] for h in history] == [1, 2] and 0 <= metrics["acc"] <= 1
+
+
+# ---------------------------------------------------------------- determinism
+
+
+def test_deterministic_run_twice_on_cpu_is_bit_identical(tmp_path, demo_params, packed):
+    config = resolve_run(demo_params, "msga", {"train.epochs": 1, "train.deterministic": True}, seed=4)
+    a = train_run(config, packed, tmp_path / "a", CPU, "msga/det/seed4")
+    b = train_run(config, packed, tmp_path / "b", CPU, "msga/det/seed4")
+    for key in ("acc", "auc", "precision", "recall", "top5", "per_class_recall", "confusion_matrix"):
+        assert a[key] == b[key], key
+    pa, pb = (np.load(tmp_path / r / "predictions.npz") for r in ("a", "b"))
+    assert np.array_equal(pa["probs"], pb["probs"])  # every probability, bit for bit
+    assert _curve(tmp_path / "a") == _curve(tmp_path / "b")
+
+
+def _curve(run_dir) -> list[dict]:
+    """history.jsonl without its timings, which no two runs share."""
+    lines = (run_dir / "history.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "images_per_s")} for line in lines]
