@@ -6,7 +6,12 @@
 
 from snakemake.utils import min_version
 
+from msga.config import read_yaml
+
 min_version("9.0")
+
+# Snakemake's message for a YAML syntax error names neither the line nor the problem; this one does.
+read_yaml("params.yaml")
 
 
 configfile: "params.yaml"

@@ -23,6 +23,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "pa
 VARIANT_KEYS = {"heads": "model.heads", "batch_size": "train.batch_size", "sigma": "noise.sigma"}
 SWEEPS = {"heads": "heads", "batch_size": "batch_size", "noise": "sigma"}  # experiment -> variant key
 BASE_VARIANT = "base"
+CIFAR100_TRAIN_IMAGES = 50_000
 
 
 class ParamsError(ValueError):
@@ -148,8 +149,31 @@ def check_cross_rules(params: dict, source: str = "params") -> None:
         for b in params["experiments"][exp]["values"]:
             if b < 2:
                 problems.append(f"experiments.{exp}.values: batch size {b} must be at least 2 (batch norm)")
+    problems += _recipe_problems(params)
     if problems:
         raise ParamsError(f"{source} is invalid:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _recipe_problems(params: dict) -> list[str]:
+    """The recipe against the grid and the data: errors a job would otherwise hit hours in."""
+    train, problems = params["train"], []
+    for name in train["per_model"]:
+        if name not in params["models"]:
+            problems.append(f"train.per_model.{name}: no such model under models (known: {', '.join(params['models'])})")
+    recipes = {"train": train, **{f"train.per_model.{m}": {**train, **o} for m, o in train["per_model"].items()}}
+    for where, recipe in recipes.items():
+        if recipe["warmup_epochs"] > recipe["epochs"]:
+            problems.append(f"{where}: warmup_epochs ({recipe['warmup_epochs']}) exceeds epochs ({recipe['epochs']}): "
+                            "the learning rate would never reach its peak; shorten the warmup")
+    data = params["data"]
+    n_train = 100 * data["synthetic"]["train_per_class"] if data["source"] == "synthetic" else CIFAR100_TRAIN_IMAGES
+    batches = {"train.batch_size": [train["batch_size"]], "experiments.batch_size.values": params["experiments"]["batch_size"]["values"],
+               **{f"train.per_model.{m}.batch_size": [o["batch_size"]] for m, o in train["per_model"].items() if "batch_size" in o}}
+    for where, sizes in batches.items():
+        too_big = [b for b in sizes if b > n_train]
+        if too_big:
+            problems.append(f"{where}: batch size {too_big} exceeds the {n_train} training images of data.source {data['source']}")
+    return problems
 
 
 # ---------------------------------------------------------------- overrides and variants
