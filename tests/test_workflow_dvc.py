@@ -1,13 +1,12 @@
-"""`dvc repro` from a fresh clone with tiny demo params: it builds everything, then is a no-op."""
+"""`dvc repro` from a fresh clone with a two-run grid of tiny models: it builds everything, then is a no-op."""
 
 from __future__ import annotations
 
-from tests.workflow_helpers import copy_repo, demo, dvc, snakemake
+from tests.workflow_helpers import copy_repo, dvc, snakemake, two_run_params
 
 
 def test_dvc_repro_from_a_fresh_clone(tmp_path):
-    params = demo(epochs=1)
-    params["data"]["synthetic"].update(train_per_class=8, test_per_class=2)
+    params = two_run_params(epochs=1)  # every stage of the DAG; the demo's full grid runs in test_workflow_e2e
     (tmp_path / "fresh").mkdir()
     repo = copy_repo(tmp_path / "fresh", params)
     dvc("repro", cwd=repo)

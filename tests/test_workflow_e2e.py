@@ -50,17 +50,32 @@ def test_dvc_repro_after_snakemake_retrains_nothing_then_is_a_noop(demo_repo):
     assert "table1.msga.acc" in shown
 
 
-def test_missing_run_still_renders_and_is_named(demo_repo, tmp_path):
-    victim = demo_repo / "results" / "runs" / "crossvit" / "base" / "seed0" / "metrics.json"
-    saved = tmp_path / "metrics.json"
-    shutil.copy2(victim, saved)
-    victim.unlink()
+def test_missing_and_truncated_runs_are_named_and_the_report_still_renders(demo_repo, tmp_path):
+    runs = demo_repo / "results" / "runs"
+    damage = {  # run file -> what happens to it
+        runs / "crossvit" / "base" / "seed0" / "metrics.json": lambda p: p.unlink(),
+        runs / "convnext" / "base" / "seed0" / "metrics.json": lambda p: p.write_bytes(p.read_bytes()[:200]),
+        runs / "cnn_lstm" / "base" / "seed0" / "history.jsonl": lambda p: p.write_bytes(p.read_bytes()[:-40]),
+    }
+    saved = tmp_path / "saved"
+    for i, (path, hurt) in enumerate(damage.items()):
+        saved.mkdir(exist_ok=True)
+        shutil.copy2(path, saved / str(i))
+        hurt(path)
     try:
         out = tmp_path / "reports"
         shutil.copytree(demo_repo / "reports", out)
-        run([sys.executable, "-m", "msga.cli", "aggregate", "--runs", "results/runs", "--out", str(out)], demo_repo)
+        proc = run([sys.executable, "-m", "msga.cli", "aggregate", "--runs", "results/runs", "--out", str(out)], demo_repo)
+        for path in damage:  # the log names each run and its file
+            name = "/".join(path.relative_to(runs).parts[:3])
+            assert f"{name}: {path.relative_to(demo_repo)}" in proc.stdout + proc.stderr, name
         run([sys.executable, "-m", "msga.cli", "report", "--reports", str(out)], demo_repo)
         html = (out / "replication.html").read_text()
-        assert "Missing runs" in html and "crossvit/base/seed0" in html
+        assert "Missing runs" in html
+        for name, words in [("crossvit/base/seed0", "is missing"), ("convnext/base/seed0", "metrics.json is unreadable"),
+                            ("cnn_lstm/base/seed0", "history.jsonl is unreadable")]:
+            assert name in html and words in html, name
+        assert "Table 1" in html and "msga" in html  # the finished runs are still reported
     finally:
-        shutil.copy2(saved, victim)
+        for i, path in enumerate(damage):
+            shutil.copy2(saved / str(i), path)

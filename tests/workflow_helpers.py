@@ -58,3 +58,17 @@ def demo(**train) -> dict:
     params = yaml.safe_load((REPO / "workflow" / "demo.yaml").read_text())
     params["train"].update(train)
     return params
+
+
+def two_run_params(epochs: int) -> dict:
+    """The demo's tiny models on 500 / 100 images, every sweep at its default point: two runs."""
+    params = demo(epochs=epochs)
+    params["data"]["synthetic"].update(train_per_class=5, test_per_class=1)
+    params["experiments"] = {
+        "table1": {"models": ["convnext", "msga"], "seeds": [0]},
+        "heads": {"model": "msga", "values": [params["models"]["msga"]["heads"]], "seeds": [0]},
+        "batch_size": {"model": "msga", "values": [params["train"]["batch_size"]], "seeds": [0]},
+        "noise": {"model": "msga", "values": [params["noise"]["sigma"]], "seeds": [0]},
+        "ablation": {"models": ["msga"], "seeds": [0]},
+    }
+    return params

@@ -1,6 +1,7 @@
 # Helpers of the DAG: validation, the experiment grid as run ids, and input functions.
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -26,6 +27,19 @@ validate(config, schema="../schemas/params.schema.yaml")
 _CLI_CONFIGFILES = [str(f) for f in workflow.overwrite_configfiles]
 CONFIGFILES = [str(f) for f in workflow.configfiles if str(f) not in _CLI_CONFIGFILES] + _CLI_CONFIGFILES
 PARAMS_ARGS = " ".join(f"--params {f}" for f in CONFIGFILES)
+
+# A lock left in .snakemake/locks means another Snakemake is running here, or one was killed:
+# Snakemake's lock files hold no process id, so it cannot tell which. Beside a running one, a
+# second Snakemake is refused, but first it trips over the running jobs' incomplete outputs with
+# advice (--rerun-incomplete) that only makes sense after a kill. Say both cases up front.
+if any(Path(".snakemake/locks").glob("*.lock")):
+    print(
+        "msga: this folder is locked: another Snakemake is running in it, or one was killed.\n"
+        "  If one is running: wait for it; this Snakemake will be refused and touches nothing.\n"
+        "  If none is (a kill, a crash, a lost machine): run `snakemake --unlock`, then rerun with\n"
+        "  --rerun-incomplete; interrupted training runs resume from their last checkpoints.",
+        file=sys.stderr,
+    )
 
 RUNS = all_runs(PARAMS)
 RUN_DIRS = [run.path for run in RUNS]
@@ -79,7 +93,7 @@ def fetch_args(wildcards, input):
     if "tarball" in input.keys():
         md5 = "" if data["source"] == "synthetic" else f" --md5 {data['md5']}"  # the fixture's .md5 sits beside it
         return f"--tarball {input.tarball}{md5}"
-    return f"--url {data['url']} --md5 {data['md5']} --timeout {data['timeout']}"
+    return f"--url {data['url']} --md5 {data['md5']} --timeout {data['timeout']} --retries {data['retries']}"
 
 
 # ---------------------------------------------------------------- training

@@ -1,0 +1,198 @@
+"""The DAG under kill -9 and concurrent use, on a two-run grid of the demo's tiny models: no
+finished run is retrained, an interrupted run resumes from its checkpoint and ends with the
+metrics of an uninterrupted one, and a second Snakemake is refused without damage."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from msga.aggregate import read_run
+from msga.config import Run
+from tests.workflow_helpers import ENV, copy_repo, job_counts, snakemake, two_run_params
+
+RUNS = ["convnext/base/seed0", "msga/base/seed0"]
+TRAIN = ("train_all", "--cores", "2", "--resources", "gpu=1")
+HEADLINE = ("acc", "auc", "precision", "recall", "confusion_matrix")
+LOCKED = "Directory cannot be locked"  # Snakemake's refusal
+LOCKED_NOTICE = "another Snakemake is running in it, or one was killed"  # the Snakefile's explanation
+ONE_THREAD = {**ENV, "OMP_NUM_THREADS": "1"}  # as the train rule runs its jobs: same threads, same floats
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """A copy of the repository with the two-run grid, its data already fetched and packed."""
+    repo = copy_repo(tmp_path_factory.mktemp("prepared"), two_run_params(epochs=4))
+    snakemake("data/cifar100.pt", "--cores", "2", cwd=repo)
+    return repo
+
+
+@pytest.fixture()
+def repo(prepared, tmp_path) -> Path:
+    copy = tmp_path / "repo"
+    shutil.copytree(prepared, copy, symlinks=True)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def reference(prepared, tmp_path_factory):
+    """Metrics of each run trained without interruption, straight from `msga train`, on demand."""
+    cache: dict[str, dict] = {}
+    out_root = tmp_path_factory.mktemp("reference")
+
+    def get(name: str) -> dict:
+        if name not in cache:
+            model, _, seed = name.split("/")
+            out = out_root / name
+            subprocess.run([sys.executable, "-m", "msga.cli", "train", "--params", "params.yaml", "--model", model,
+                            "--seed", seed.removeprefix("seed"), "--run", name, "--data", "data/cifar100.pt",
+                            "--out", str(out)], cwd=prepared, env=ONE_THREAD, check=True, capture_output=True)
+            cache[name] = json.loads((out / "metrics.json").read_text())
+        return cache[name]
+
+    return get
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@pytest.fixture()
+def start(repo):
+    """Starts Snakemake in a session of its own, so the whole process tree can be killed at once;
+    whatever a failed test leaves running is killed with it."""
+    started = []
+
+    def launch(*args: str) -> subprocess.Popen:
+        with open(repo / "snakemake-under-test.log", "w") as log:
+            started.append(subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=repo, env=ONE_THREAD,
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        return started[-1]
+
+    yield launch
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"snakemake ended (exit {proc.returncode}) before {what}")
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _run_dir(repo: Path, name: str) -> Path:
+    return repo / "results" / "runs" / name
+
+
+def _finished(repo: Path) -> list[str]:
+    return [n for n in RUNS if (_run_dir(repo, n) / "metrics.json").exists()]
+
+
+def _checkpointed(repo: Path) -> list[str]:
+    return [n for n in RUNS if (_run_dir(repo, n) / "checkpoint.pt").exists()]
+
+
+def _trainer_pid(repo: Path, name: str) -> int | None:
+    """The `msga train` process of run `name` started in `repo` (not its shell, not another test's)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        if b"train" in argv and name.encode() in argv and Path(cwd) == repo:
+            return int(pid)
+    return None
+
+
+def _assert_matches_reference(repo: Path, name: str, reference) -> dict:
+    metrics = json.loads((_run_dir(repo, name) / "metrics.json").read_text())
+    want = reference(name)
+    for key in HEADLINE:
+        assert metrics[key] == want[key], (name, key)
+    return metrics
+
+
+# ---------------------------------------------------------------- the faults
+
+
+def test_snakemake_killed_mid_dag_resumes_and_retrains_nothing_finished(repo, start, reference):
+    proc = start(*TRAIN)
+    _wait_for(lambda: len(_finished(repo)) == 1 and _checkpointed(repo), proc, "one run finished, one checkpointed")
+    os.killpg(proc.pid, signal.SIGKILL)  # snakemake and its job, as a machine losing power or a scheduler would
+    proc.wait()
+    [done], [cut] = _finished(repo), _checkpointed(repo)
+    assert not (_run_dir(repo, cut) / "metrics.json").exists()
+    done_mtime = (_run_dir(repo, done) / "metrics.json").stat().st_mtime_ns
+    checkpoint = (_run_dir(repo, cut) / "checkpoint.pt").read_bytes()
+
+    # the lock the killed Snakemake left is reported with the way out, and nothing runs
+    refused = snakemake(*TRAIN, "--rerun-incomplete", cwd=repo, check=False)
+    assert refused.returncode != 0 and LOCKED in refused.stderr and LOCKED_NOTICE in refused.stderr
+    assert "snakemake --unlock" in refused.stderr
+    assert (_run_dir(repo, cut) / "checkpoint.pt").read_bytes() == checkpoint
+
+    snakemake("--unlock", cwd=repo)
+    rerun = snakemake(*TRAIN, "--rerun-incomplete", cwd=repo)
+    assert job_counts(rerun.stdout + rerun.stderr)["train"] == 1  # only the interrupted run
+    assert (_run_dir(repo, done) / "metrics.json").stat().st_mtime_ns == done_mtime
+    resumed = _assert_matches_reference(repo, cut, reference)
+    assert resumed["resumed_from_epoch"] >= 1
+    assert "resuming after epoch" in (repo / "logs" / "train" / f"{cut}.log").read_text()
+    assert not (_run_dir(repo, cut) / "checkpoint.pt").exists()  # a finished run keeps no checkpoint
+
+
+def test_training_job_killed_mid_epoch_fails_the_job_and_the_rerun_resumes(repo, start, reference):
+    proc = start(*TRAIN)
+    _wait_for(lambda: _checkpointed(repo), proc, "a checkpoint")
+    [victim] = _checkpointed(repo)
+    pid = _trainer_pid(repo, victim)
+    assert pid is not None, f"no msga train process for {victim}"
+    os.kill(pid, signal.SIGKILL)  # the out-of-memory killer's way: the job alone dies
+    assert proc.wait(timeout=120) != 0
+    log = (repo / "snakemake-under-test.log").read_text()
+    assert "Error in rule train" in log and f"logs/train/{victim}.log" in log
+    assert not (_run_dir(repo, victim) / "metrics.json").exists()
+    assert (_run_dir(repo, victim) / "checkpoint.pt").exists()
+
+    finished_before = {n: (_run_dir(repo, n) / "metrics.json").stat().st_mtime_ns for n in _finished(repo)}
+    snakemake(*TRAIN, cwd=repo)  # a plain rerun: Snakemake released its lock and cleaned the failed job
+    for name, mtime in finished_before.items():
+        assert (_run_dir(repo, name) / "metrics.json").stat().st_mtime_ns == mtime
+    resumed = _assert_matches_reference(repo, victim, reference)
+    assert resumed["resumed_from_epoch"] >= 1
+
+
+def test_second_snakemake_is_refused_and_the_first_finishes_undamaged(repo, start, reference):
+    first = start(*TRAIN)
+    _wait_for(lambda: _checkpointed(repo), first, "a training job under way")
+    [busy] = _checkpointed(repo)
+    trainer = _trainer_pid(repo, busy)
+    os.kill(trainer, signal.SIGSTOP)  # hold the first Snakemake mid-job while the second one tries
+    # a plain second Snakemake stops at the running jobs' incomplete outputs; following the advice
+    # to add --rerun-incomplete meets the lock. Either way it is told what is going on, and stops.
+    for extra in ((), ("--rerun-incomplete",)):
+        second = snakemake(*TRAIN, *extra, cwd=repo, check=False)
+        assert second.returncode != 0 and LOCKED_NOTICE in second.stderr, second.stderr[-2000:]
+        assert "Job stats" not in second.stdout + second.stderr  # refused before scheduling anything
+    assert LOCKED in second.stderr
+    os.kill(trainer, signal.SIGCONT)
+    assert first.wait(timeout=300) == 0, (repo / "snakemake-under-test.log").read_text()[-3000:]
+    for name in RUNS:
+        model, variant, seed = name.split("/")
+        read_run(_run_dir(repo, name), Run(model, variant, int(seed.removeprefix("seed"))))
+        _assert_matches_reference(repo, name, reference)
+    assert not list((repo / ".snakemake" / "locks").glob("*"))  # released once done
