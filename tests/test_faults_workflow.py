@@ -181,6 +181,7 @@ def test_second_snakemake_is_refused_and_the_first_finishes_undamaged(repo, star
     _wait_for(lambda: _checkpointed(repo), first, "a training job under way")
     [busy] = _checkpointed(repo)
     trainer = _trainer_pid(repo, busy)
+    assert trainer is not None, f"no msga train process for {busy}"
     os.kill(trainer, signal.SIGSTOP)  # hold the first Snakemake mid-job while the second one tries
     # a plain second Snakemake stops at the running jobs' incomplete outputs; following the advice
     # to add --rerun-incomplete meets the lock. Either way it is told what is going on, and stops.
