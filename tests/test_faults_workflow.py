@@ -118,6 +118,15 @@ def _trainer_pid(repo: Path, name: str) -> int | None:
     return None
 
 
+def _trainer_under_way(repo: Path, proc: subprocess.Popen) -> tuple[str, int]:
+    """(run, pid) of the first training job once it has written a checkpoint."""
+    _wait_for(lambda: _checkpointed(repo), proc, "a checkpoint")
+    [name] = _checkpointed(repo)
+    pid = _trainer_pid(repo, name)
+    assert pid is not None, f"no msga train process for {name}"
+    return name, pid
+
+
 def _assert_matches_reference(repo: Path, name: str, reference) -> dict:
     metrics = json.loads((_run_dir(repo, name) / "metrics.json").read_text())
     want = reference(name)
@@ -157,10 +166,7 @@ def test_snakemake_killed_mid_dag_resumes_and_retrains_nothing_finished(repo, st
 
 def test_training_job_killed_mid_epoch_fails_the_job_and_the_rerun_resumes(repo, start, reference):
     proc = start(*TRAIN)
-    _wait_for(lambda: _checkpointed(repo), proc, "a checkpoint")
-    [victim] = _checkpointed(repo)
-    pid = _trainer_pid(repo, victim)
-    assert pid is not None, f"no msga train process for {victim}"
+    victim, pid = _trainer_under_way(repo, proc)
     os.kill(pid, signal.SIGKILL)  # the out-of-memory killer's way: the job alone dies
     assert proc.wait(timeout=120) != 0
     log = (repo / "snakemake-under-test.log").read_text()
@@ -178,10 +184,7 @@ def test_training_job_killed_mid_epoch_fails_the_job_and_the_rerun_resumes(repo,
 
 def test_second_snakemake_is_refused_and_the_first_finishes_undamaged(repo, start, reference):
     first = start(*TRAIN)
-    _wait_for(lambda: _checkpointed(repo), first, "a training job under way")
-    [busy] = _checkpointed(repo)
-    trainer = _trainer_pid(repo, busy)
-    assert trainer is not None, f"no msga train process for {busy}"
+    _, trainer = _trainer_under_way(repo, first)
     os.kill(trainer, signal.SIGSTOP)  # hold the first Snakemake mid-job while the second one tries
     # a plain second Snakemake stops at the running jobs' incomplete outputs; following the advice
     # to add --rerun-incomplete meets the lock. Either way it is told what is going on, and stops.

@@ -114,7 +114,7 @@ def _download_once(url: str, dest: Path, md5: str | None, timeout: float) -> Pat
     except FetchError:
         raise
     except (urllib.error.URLError, http.client.HTTPException, socket.timeout, TimeoutError, ConnectionError) as err:
-        raise FetchError(_network_message(url, err), transient=_is_transient(err)) from err
+        raise _network_failure(url, err) from err
     except OSError as err:  # the local side: a full disk, a read-only folder
         raise FetchError(f"cannot write the download to {dest.parent}: {err}; nothing was kept") from err
     return dest
@@ -145,26 +145,20 @@ def _stream(url: str, tmp: Path, timeout: float) -> None:
             raise ConnectionError(f"connection closed after {received} of {total} bytes")
 
 
-def _is_transient(err: BaseException) -> bool:
-    """Worth another attempt: the server or the path to it may recover."""
-    if isinstance(err, urllib.error.HTTPError):
-        return err.code in TRANSIENT_HTTP
+def _network_failure(url: str, err: BaseException) -> FetchError:
+    """What went wrong, said plainly, and whether another attempt may help (the server or the
+    path to it may recover; a refused or unresolvable host, wrapped in URLError, will not)."""
     reason = getattr(err, "reason", err)
-    if isinstance(reason, (socket.timeout, TimeoutError)) or isinstance(err, (socket.timeout, TimeoutError)):
-        return True
-    # a connection that broke mid-transfer; a refused or unresolvable host (wrapped in URLError) is not
-    return isinstance(err, (ConnectionError, http.client.HTTPException)) and not isinstance(err, urllib.error.URLError)
-
-
-def _network_message(url: str, err: BaseException) -> str:
     if isinstance(err, urllib.error.HTTPError):
-        return f"download of {url} failed: the server answered HTTP {err.code} {err.reason}; {OFFLINE_HINT}"
-    reason = getattr(err, "reason", err)
+        return FetchError(f"download of {url} failed: the server answered HTTP {err.code} {err.reason}; "
+                          f"{OFFLINE_HINT}", transient=err.code in TRANSIENT_HTTP)
     if isinstance(reason, (socket.timeout, TimeoutError)) or isinstance(err, (socket.timeout, TimeoutError)):
-        return f"download of {url} timed out (no data for the timeout); nothing was kept; {OFFLINE_HINT}"
+        return FetchError(f"download of {url} timed out (no data for the timeout); nothing was kept; "
+                          f"{OFFLINE_HINT}", transient=True)
     if isinstance(err, (ConnectionError, http.client.HTTPException)) and not isinstance(err, urllib.error.URLError):
-        return f"download of {url} was cut short: {err}; nothing was kept, retry; {OFFLINE_HINT}"
-    return f"cannot reach {url} (no network or host unreachable: {reason}); {OFFLINE_HINT}"
+        return FetchError(f"download of {url} was cut short: {err}; nothing was kept, retry; {OFFLINE_HINT}",
+                          transient=True)
+    return FetchError(f"cannot reach {url} (no network or host unreachable: {reason}); {OFFLINE_HINT}")
 
 
 # ---------------------------------------------------------------- safe extraction
