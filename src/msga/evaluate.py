@@ -16,8 +16,6 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-HEADLINE = ("auc", "acc", "precision", "recall")  # the four columns of Table 1
-LABELS = {"auc": "AUC", "acc": "ACC", "precision": "Precision", "recall": "Recall"}  # as the paper prints them
 
 
 def compute_metrics(probs: torch.Tensor, labels: torch.Tensor) -> dict:

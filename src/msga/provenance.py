@@ -22,15 +22,20 @@ def git_commit(cwd: str | Path | None = None) -> str:
 
 
 def versions() -> dict:
-    import timm
-    import torchvision
+    """Versions of what produced a result; read from package metadata, so nothing more is imported."""
+    from importlib import metadata
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
 
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "timm": timm.__version__,
         "cuda": torch.version.cuda,
+        **{name: version(name) for name in ("torchvision", "timm", "torchmetrics", "numpy", "msga")},
     }
 
 

@@ -1,37 +1,44 @@
-"""One registry, one face: every model maps (B, 3, 32, 32) float -> (B, num_classes) logits.
+"""The model registry: every model has the same face, (B, 3, 32, 32) -> (B, num_classes) logits.
 
     build_model("msga", num_classes=100, heads=8)
 
-A model is registered with the row of the paper's Table 1 it stands for; tests are
-parametrized over `list_models()`, so registering a model is what gets it tested.
+The catalog below is torch-free, so validation, the DAG and the report know the models without
+importing torch; `build_model` imports a model's module only when it is built. Tests are
+parametrized over `list_models()`, so cataloguing a model is what gets it tested.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Callable
 
-import torch.nn as nn
+SHARED_FILES = ("__init__.py",)  # code every model's build goes through
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    paper_row: str  # the row of Table 1 (or the ablation) this model replicates
-    builder: Callable[..., nn.Module]
+    paper_row: str  # the row of Table 1 (or the ablation) this model stands for
+    module: str  # the file under msga/models/ whose function `name` builds it
+    uses: tuple[str, ...] = ()  # other files under msga/models/ that module imports
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files under msga/models/ whose code this model runs: a change to them retrains it."""
+        return (*SHARED_FILES, f"{self.module}.py", *self.uses)
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
-
-
-def register(name: str, paper_row: str):
-    def wrap(builder: Callable[..., nn.Module]):
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, paper_row, builder)
-        return builder
-
-    return wrap
+# The order is the order of Table 1, then the ablations.
+_CATALOG = (
+    ModelEntry("mlp_mixer", "MLP [8]", "mlp_mixer"),
+    ModelEntry("convnext", "CNN [9]", "convnext"),
+    ModelEntry("cnn_lstm", "LSTM [10]", "cnn_lstm"),
+    ModelEntry("crossvit", "Transformer [11]", "crossvit"),
+    ModelEntry("msga", "Ours", "msga", uses=("layers.py",)),
+    ModelEntry("msga_local", "Ablation: multi-scale convolution only", "msga", uses=("layers.py",)),
+    ModelEntry("msga_global", "Ablation: single 3x3 scale + attention", "msga", uses=("layers.py",)),
+)
+_REGISTRY = {entry.name: entry for entry in _CATALOG}
 
 
 def list_models() -> list[str]:
@@ -44,10 +51,8 @@ def model_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def build_model(name: str, num_classes: int = 100, **overrides) -> nn.Module:
-    """Build a registered model; `overrides` are its size arguments (params.yaml models.<name>)."""
-    return model_entry(name).builder(num_classes=num_classes, **overrides)
-
-
-# Registration happens on import; the order is the order of Table 1, then the ablations.
-from msga.models import mlp_mixer, convnext, cnn_lstm, crossvit, msga  # noqa: E402,F401
+def build_model(name: str, num_classes: int = 100, **sizes):
+    """Build a registered model; `sizes` are its size arguments (params.yaml models.<name>)."""
+    entry = model_entry(name)
+    builder = getattr(importlib.import_module(f"msga.models.{entry.module}"), entry.name)
+    return builder(num_classes=num_classes, **sizes)

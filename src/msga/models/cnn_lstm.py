@@ -7,7 +7,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from msga.models import register
 
 
 def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
@@ -39,6 +38,5 @@ class CNNLSTM(nn.Module):
         return self.head(self.norm(last))
 
 
-@register("cnn_lstm", "LSTM [10]")
 def cnn_lstm(num_classes: int = 100, **kw) -> CNNLSTM:
     return CNNLSTM(num_classes=num_classes, **kw)

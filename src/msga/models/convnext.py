@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from timm.models.convnext import ConvNeXt
 
-from msga.models import register
 
 
-@register("convnext", "CNN [9]")
 def convnext(
     num_classes: int = 100,
     patch_size: int = 1,

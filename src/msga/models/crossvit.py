@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from timm.models.crossvit import CrossVit
 
-from msga.models import register
 
 
-@register("crossvit", "Transformer [11]")
 def crossvit(
     num_classes: int = 100,
     patch_size: tuple[int, int] = (2, 4),

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from timm.models.mlp_mixer import MlpMixer
 
-from msga.models import register
 
 
-@register("mlp_mixer", "MLP [8]")
 def mlp_mixer(
     num_classes: int = 100,
     patch_size: int = 4,

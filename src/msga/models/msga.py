@@ -24,9 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, trunc_normal_
+from msga.models.layers import DropPath, trunc_normal_
 
-from msga.models import register
 
 
 class MultiScaleConv(nn.Module):
@@ -158,12 +157,10 @@ class MSGA(nn.Module):
         return self.head(self.norm(fused.mean(dim=1)))  # (B, num_classes)
 
 
-@register("msga", "Ours")
 def msga(num_classes: int = 100, **kw) -> MSGA:
     return MSGA(num_classes=num_classes, **kw)
 
 
-@register("msga_local", "Ablation: multi-scale convolution only")
 def msga_local(num_classes: int = 100, **kw) -> MSGA:
     if kw.get("attn_depth", 0):
         raise ValueError("msga_local is msga without attention: its attn_depth must be 0")
@@ -171,7 +168,6 @@ def msga_local(num_classes: int = 100, **kw) -> MSGA:
     return MSGA(num_classes=num_classes, **kw)
 
 
-@register("msga_global", "Ablation: single 3x3 scale + attention")
 def msga_global(num_classes: int = 100, **kw) -> MSGA:
     if list(kw.get("kernels", [3])) != [3]:
         raise ValueError("msga_global is msga with a single 3x3 scale: its kernels must be [3]")
