@@ -3,6 +3,9 @@
 #
 #   snakemake --cores all --resources gpu=1                         # the whole replication
 #   snakemake --cores all --configfile workflow/demo.yaml           # the offline demo (CPU, minutes)
+#
+# params.yaml -> (common.smk) validated once, every run resolved once -> data -> one job per run
+# (it trains exactly its resolved configuration) -> aggregate -> report.
 
 from snakemake.utils import min_version
 

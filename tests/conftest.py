@@ -1,4 +1,5 @@
-"""Shared fixtures: a small synthetic archive, a loopback HTTP server, packed tensors."""
+"""Shared fixtures: a small synthetic archive, a loopback HTTP server, packed tensors, and the demo
+params whose data is that archive (so a run resolved from them trains on the packed fixture)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from msga.data.cifar import fetch, load_packed, pack
+from msga.config import dataset, resolve_run, validate_params
+from msga.data.archive import ARCHIVE_NAME
+from msga.data.cifar import load_packed, pack
+from msga.data.fetch import fetch
 from msga.data.synthetic import write_archive
+from msga.runs import Run
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_PER_CLASS, TEST_PER_CLASS, SEED = 12, 4, 3
@@ -21,16 +26,25 @@ TRAIN_PER_CLASS, TEST_PER_CLASS, SEED = 12, 4, 3
 def fixture_archive(tmp_path_factory) -> tuple[Path, str]:
     """A CIFAR-100-format archive of the synthetic fixture: (path, md5)."""
     out = tmp_path_factory.mktemp("fixture")
-    return write_archive(out, TRAIN_PER_CLASS, TEST_PER_CLASS, SEED)
+    return write_archive(out / ARCHIVE_NAME, TRAIN_PER_CLASS, TEST_PER_CLASS, SEED)
 
 
 @pytest.fixture(scope="session")
-def packed_path(tmp_path_factory, fixture_archive) -> Path:
-    """The fixture through the real fetch (as a local tarball) and pack path."""
+def demo_params() -> dict:
+    """workflow/demo.yaml, its synthetic data sized as the session's fixture archive."""
+    raw = yaml.safe_load((REPO / "workflow" / "demo.yaml").read_text())
+    raw["data"]["synthetic"] = {"train_per_class": TRAIN_PER_CLASS, "test_per_class": TEST_PER_CLASS, "seed": SEED}
+    return validate_params(raw)
+
+
+@pytest.fixture(scope="session")
+def packed_path(tmp_path_factory, fixture_archive, demo_params) -> Path:
+    """The fixture through the real fetch (as a local tarball) and pack path, identified as the
+    dataset demo_params names."""
     root = tmp_path_factory.mktemp("data")
     archive, md5 = fixture_archive
     fetch(root, tarball=archive, md5=md5)
-    return pack(root, root / "cifar100.pt")
+    return pack(root, root / "cifar100.pt", dataset(demo_params)["id"], md5)
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +52,9 @@ def packed(packed_path) -> dict:
     return load_packed(packed_path)
 
 
-@pytest.fixture(scope="session")
-def demo_params() -> dict:
-    from msga.config import validate_params
-
-    return validate_params(yaml.safe_load((REPO / "workflow" / "demo.yaml").read_text()))
+def run_config(params: dict, model: str, overrides: dict | None = None, seed: int = 0, name: str = "test") -> dict:
+    """A run's resolved configuration with any overrides (dotted keys), named model/name/seedN."""
+    return resolve_run(params, Run(model, name, seed), overrides or {})
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -8,6 +8,7 @@ from msga.cli import main
 from tests.conftest import REPO
 
 DEMO = str(REPO / "workflow" / "demo.yaml")
+CONFIG = str(REPO / "tests" / "data" / "run_config.json")  # a run's resolved configuration, as `msga resolve` writes it
 
 
 def _exit(argv) -> int:
@@ -17,12 +18,15 @@ def _exit(argv) -> int:
 
 
 @pytest.mark.parametrize("argv,words", [
-    (["train", "--params", DEMO, "--seed", "0", "--out", "x"], "--model"),
-    (["train", "--params", DEMO, "--model", "msga", "--out", "x"], "--seed"),
+    (["train", "--data", "d.pt", "--out", "x"], "--config"),
+    (["train", "--config", "c.json", "--out", "x"], "--data"),
+    (["resolve", "--params", DEMO], "--run"),
     (["fetch"], "--out"),
-    (["pack", "--out", "x.pt"], "--root"),
+    (["pack", "--out", "x.pt", "--verified", "v.json", "--dataset", "d"], "--root"),
+    (["download", "--source", "x", "--out", "y"], "--md5"),
     (["synth"], "--out"),
-    (["train", "--params", DEMO, "--model", "msga", "--seed", "zero", "--out", "x"], "invalid int value"),
+    (["synth", "--out", "x.tar.gz", "--seed", "zero"], "invalid int value"),
+    (["aggregate", "--grid", "g.json", "--params", DEMO], "not allowed with argument"),
     ([], "COMMAND"),
     (["shred"], "invalid choice"),
 ])
@@ -37,12 +41,11 @@ def test_missing_or_malformed_flags_are_usage_errors(argv, words, capsys):
     (["fetch", "--out", "raw", "--url", "http://127.0.0.1:9/a.tar.gz"], "--url needs --md5"),
     (["fetch", "--out", "raw", "--url", "http://127.0.0.1:9/a.tar.gz", "--md5", "0" * 32, "--retries", "0"],
      "--retries must be at least 1"),
-    (["train", "--params", DEMO, "--model", "resnet", "--seed", "0", "--out", "run"], "resnet"),
-    (["train", "--params", DEMO, "--model", "msga", "--seed", "0", "--out", "run", "--set", "train.epochz=3"],
-     "epochz"),
-    (["train", "--params", DEMO, "--model", "msga", "--seed", "0", "--out", "run", "--set", "model.heads=5"],
-     "not divisible"),
-    (["train", "--params", DEMO, "--model", "msga", "--seed", "0", "--out", "run", "--set", "heads4"], "key=value"),
+    (["resolve", "--params", DEMO, "--run", "resnet/base/seed0"], "resnet"),
+    (["resolve", "--params", DEMO, "--run", "msga/heads=5/seed0"], "not divisible"),
+    (["resolve", "--params", DEMO, "--run", "msga/epochs=3/seed0"], "KEY=VALUE with KEY one of heads"),
+    (["resolve", "--params", DEMO, "--run", "msga/base"], "not a run id"),
+    (["train", "--config", "no-such-config.json", "--data", "d.pt", "--out", "run"], "no-such-config.json does not exist"),
     (["validate", "--params", "no-such-params.yaml"], "no-such-params.yaml"),
 ])
 def test_conflicting_or_invalid_values_are_usage_errors(argv, words, tmp_path, monkeypatch, capsys):
@@ -61,14 +64,16 @@ def blocker(tmp_path):
 
 
 @pytest.mark.parametrize("command", [
-    lambda out: ["synth", "--out", out],
+    lambda out: ["synth", "--out", f"{out}/a.tar.gz"],
     lambda out: ["fetch", "--out", out, "--tarball", "a.tar.gz", "--md5", "0" * 32],
-    lambda out: ["pack", "--root", ".", "--out", f"{out}/cifar100.pt"],
-    lambda out: ["train", "--params", DEMO, "--model", "msga", "--seed", "0", "--out", out, "--data", "none.pt"],
+    lambda out: ["download", "--source", "a.tar.gz", "--md5", "0" * 32, "--out", f"{out}/a.tar.gz"],
+    lambda out: ["pack", "--root", ".", "--verified", CONFIG, "--dataset", "d", "--out", f"{out}/cifar100.pt"],
+    lambda out: ["resolve", "--params", DEMO, "--run", "msga/base/seed0", "--out", f"{out}/config.json"],
+    lambda out: ["train", "--config", CONFIG, "--out", out, "--data", "none.pt"],
     lambda out: ["aggregate", "--params", DEMO, "--out", out],
-    lambda out: ["report", "--params", DEMO, "--reports", out],
+    lambda out: ["report", "--reports", out],
     lambda out: ["bench", "--params", DEMO, "--json", f"{out}/bench.json"],
-], ids=["synth", "fetch", "pack", "train", "aggregate", "report", "bench"])
+], ids=["synth", "fetch", "download", "pack", "resolve", "train", "aggregate", "report", "bench"])
 def test_unwritable_output_folder_is_a_usage_error(command, blocker, capsys):
     out = str(blocker / "sub")
     assert _exit(command(out)) == 2

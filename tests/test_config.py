@@ -8,10 +8,8 @@ import pytest
 import yaml
 
 from msga.cli import main
-from msga.config import (
-    BASE_VARIANT, ParamsError, all_runs, experiment_runs, load_params, resolve_run,
-    validate_params, variant_name, variant_overrides,
-)
+from msga.config import ParamsError, build_grid, load_params, resolve_run, validate_params
+from msga.runs import BASE_VARIANT, Run, variant_name, variant_overrides
 from tests.conftest import REPO
 
 
@@ -112,6 +110,28 @@ BAD_PARAMS = {
     "warmup longer than training": (_set("train", "warmup_epochs", 40), ["train:", "warmup_epochs (40) exceeds epochs (30)"]),
     "batch larger than the training set": (_set("experiments", "batch_size", "values", [64, 100_000]),
                                            ["experiments.batch_size.values", "[100000]", "50000 training images"]),
+    "min_lr above lr": (_set("train", "min_lr", 0.1), ["train:", "min_lr (0.1) exceeds lr (0.002)"]),
+    "min_lr above a per-model lr": (_set("train", "per_model", {"crossvit": {"lr": 1e-6}}),
+                                    ["train.per_model.crossvit", "min_lr (1e-05) exceeds lr (1e-06)"]),
+    "crossvit heads not dividing its width": (_set("models", "crossvit", "num_heads", [5, 6]),
+                                              ["models.crossvit.embed_dim[0]", "96 is not divisible by num_heads[0] = 5"]),
+    "no md5 for CIFAR-100": (_set("data", "md5", None), ["data.md5", "md5sum"]),
+    # numbers that YAML or a careless edit make: integers written as floats, NaN, infinity, huge values
+    "epochs as 2.0": (_set("train", "epochs", 2.0), ["train.epochs", "write 2, without a decimal point"]),
+    "heads as 4.0": (_set("models", "msga", "heads", 4.0), ["models.msga.heads", "not of type 'integer'"]),
+    "a sweep value as 4.0": (_set("experiments", "heads", "values", [4.0]), ["experiments.heads.values.0", "integer"]),
+    "a seed as 1e3": (_set("experiments", "table1", "seeds", [1.0e3]), ["experiments.table1.seeds.0", "integer"]),
+    "a seed too large for torch": (_set("experiments", "table1", "seeds", [2**63]), ["seeds.0", "maximum"]),
+    "NaN lr": (_set("train", "lr", float("nan")), ["train.lr", "nan is not a finite number"]),
+    "infinite warmup": (_set("train", "warmup_epochs", float("inf")), ["train.warmup_epochs", "not a finite number"]),
+    "NaN sigma": (_set("noise", "sigma", float("nan")), ["noise.sigma", "not a finite number"]),
+    "NaN timeout": (_set("data", "timeout", float("nan")), ["data.timeout", "not a finite number"]),
+    "NaN label smoothing": (_set("train", "label_smoothing", float("nan")), ["train.label_smoothing", "finite"]),
+    "NaN grad clip": (_set("train", "grad_clip", float("nan")), ["train.grad_clip", "finite"]),
+    "NaN sweep sigma": (_set("experiments", "noise", "values", [0.0, float("nan")]), ["experiments.noise.values.1", "finite"]),
+    "per-model epochs unbounded": (_set("train", "per_model", {"msga": {"epochs": 10**9}}),
+                                   ["train.per_model.msga.epochs", "maximum"]),
+    "per-model lr unbounded": (_set("train", "per_model", {"msga": {"lr": 1e9}}), ["train.per_model.msga.lr", "maximum"]),
 }
 
 
@@ -139,30 +159,65 @@ def test_cli_validate_exits_2_on_bad_params(tmp_path, raw, capsys):
 
 
 def test_sweep_defaults_are_the_table1_runs(raw):
-    params = validate_params(raw)
-    runs = experiment_runs(params)
-    table1_msga = {r for r in runs["table1"] if r.model == "msga"}
+    grid = build_grid(validate_params(raw))
+    table1_msga = {r for r in grid.experiments["table1"] if r.model == "msga"}
     for exp in ("heads", "batch_size", "noise"):
-        base = {r for r in runs[exp] if r.variant == BASE_VARIANT}
+        base = {r for r in grid.experiments[exp] if r.variant == BASE_VARIANT}
         assert base == table1_msga, exp
     # 15 table1 + 18 heads + 12 batch + 12 noise + 6 ablation distinct runs
-    assert len(all_runs(params)) == 15 + 6 * 3 + 4 * 3 + 4 * 3 + 2 * 3
+    assert len(grid.runs) == 15 + 6 * 3 + 4 * 3 + 4 * 3 + 2 * 3
+    assert set(grid.configs) == {r.id for r in grid.runs}
+    assert grid.configs["msga/heads=4/seed1"]["model"]["heads"] == 4
 
 
 def test_variant_round_trip_and_resolution(raw):
     params = validate_params(raw)
     for overrides in ({"model.heads": 4}, {"train.batch_size": 64}, {"noise.sigma": 0.05}, {}):
         assert variant_overrides(variant_name(overrides)) == overrides
-    config = resolve_run(params, "msga", {"model.heads": 4, "noise.sigma": 0.1}, seed=2)
+    config = resolve_run(params, Run.parse("msga/heads=4,sigma=0.1/seed2"))
     assert config["model"]["heads"] == 4 and config["noise"]["sigma"] == 0.1 and config["seed"] == 2
+    assert config["run"] == "msga/heads=4,sigma=0.1/seed2"
     with pytest.raises(ParamsError, match="model.heads"):
-        resolve_run(params, "msga", {"model.heads": 7}, seed=0)
+        resolve_run(params, Run.parse("msga/heads=7/seed0"))
 
 
 def test_per_model_recipe_overrides_are_applied_and_recorded(raw):
     params = copy.deepcopy(raw)
     params["train"]["per_model"] = {"crossvit": {"lr": 5.0e-4}}
     params = validate_params(params)
-    config = resolve_run(params, "crossvit", {}, 0)
+    config = resolve_run(params, Run("crossvit", BASE_VARIANT, 0))
     assert config["train"]["lr"] == 5.0e-4 and config["per_model_overrides"] == {"lr": 5.0e-4}
-    assert resolve_run(params, "msga", {}, 0)["train"]["lr"] == raw["train"]["lr"]
+    assert resolve_run(params, Run("msga", BASE_VARIANT, 0))["train"]["lr"] == raw["train"]["lr"]
+
+
+@pytest.mark.parametrize("text,words", [
+    ("train:\n  epochs: 3\n  epochs: 30\n", ["found the key 'epochs' twice", "line 3"]),
+    ("a: &x [1, 2]\nb: *x\n", ["alias *x", "not allowed"]),
+    # the billion laughs: nine levels of nine aliases; refused at the first alias, at once
+    ("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)),
+     ["alias *a", "not allowed"]),
+    ("train: [unclosed\n", ["not valid YAML", "line"]),
+    ("- just\n- a list\n", ["must hold a mapping"]),
+])
+@pytest.mark.timeout(30)  # an expanded alias bomb would hang here
+def test_params_files_with_duplicate_keys_aliases_or_bad_yaml_are_refused(tmp_path, text, words):
+    from msga.config import read_yaml
+
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError) as exc:
+        read_yaml(path)
+    for word in words:
+        assert word in str(exc.value), (word, str(exc.value))
+
+
+def test_validation_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from msga.cli import main; from msga.config import build_grid, load_params; "
+            "build_grid(load_params('params.yaml')); import msga.aggregate, msga.report, msga.runfiles; "
+            "print(sorted(m for m in ('torch', 'timm', 'torchvision', 'torchmetrics') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -10,7 +10,9 @@ import time
 import pytest
 
 from msga.cli import main
-from msga.data.cifar import ARCHIVE_NAME, FOLDER, FetchError, fetch
+from msga.data import FetchError
+from msga.data.archive import ARCHIVE_NAME, FOLDER
+from msga.data.fetch import fetch
 
 TIMEOUT = 0.5  # seconds; the slow server waits longer than this before answering
 

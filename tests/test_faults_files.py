@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 
 import msga.train
-from msga.aggregate import RunFileError, read_run
-from msga.config import Run, config_hash, resolve_run
+from msga.config import config_hash
+from msga.runfiles import DAMAGED, FINISHED, MISSING, read_run
+from msga.runs import Run
 from msga.io import WriteFailed, write_json_atomic
 from msga.train import CHECKPOINT, load_checkpoint, pick_device, train_run
+from tests.conftest import run_config
 
 CPU = pick_device("cpu")
 TWO_EPOCHS = {"train.epochs": 2}
@@ -55,11 +57,11 @@ class DiskFillsUp:
 def checkpoint_after_epoch_1(tmp_path_factory, demo_params, packed):
     """(config, folder) of a convnext run whose disk filled up while writing the epoch-2 checkpoint."""
     folder = tmp_path_factory.mktemp("full-disk")
-    config = resolve_run(demo_params, "convnext", TWO_EPOCHS, seed=0)
+    config = run_config(demo_params, "convnext", TWO_EPOCHS, name="full-disk")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(msga.train, "open", DiskFillsUp(fail_at=2), raising=False)
         with pytest.raises(WriteFailed) as exc:
-            train_run(config, packed, folder, CPU, "convnext/full-disk/seed0")
+            train_run(config, packed, folder, CPU)
     return config, folder, str(exc.value)
 
 
@@ -74,8 +76,8 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(checkpoint_
     # space is freed, the run is restarted: it resumes and ends as an uninterrupted run does
     resumed_dir = folder.parent / "resumed"
     shutil.copytree(folder, resumed_dir)
-    resumed = train_run(config, packed, resumed_dir, CPU, "convnext/full-disk/seed0")
-    whole = train_run(config, packed, folder.parent / "whole", CPU, "convnext/whole/seed0")
+    resumed = train_run(config, packed, resumed_dir, CPU)
+    whole = train_run(config, packed, folder.parent / "whole", CPU)
     assert resumed["resumed_from_epoch"] == 1
     for key in ("acc", "auc", "precision", "recall", "confusion_matrix"):
         assert resumed[key] == whole[key], key
@@ -107,13 +109,16 @@ def _file_size_limit(limit: int):
 
 def test_pack_into_a_file_size_limit_fails_clearly_and_keeps_the_old_file(tmp_path, fixture_archive, packed_path):
     """A real kernel-level write failure (EFBIG under RLIMIT_FSIZE) inside torch.save's C++ writer."""
-    from msga.data.cifar import fetch
+    from msga.data.fetch import fetch
 
     fetch(tmp_path / "raw", tarball=fixture_archive[0], md5=fixture_archive[1])
+    verified = tmp_path / "verified.json"
+    write_json_atomic(verified, {"md5": fixture_archive[1]})
     out = tmp_path / "out" / "cifar100.pt"
     out.parent.mkdir()
     out.write_bytes(b"an older packed file")
-    proc = subprocess.run([sys.executable, "-m", "msga.cli", "pack", "--root", str(tmp_path / "raw"), "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "msga.cli", "pack", "--root", str(tmp_path / "raw"), "--verified",
+                           str(verified), "--dataset", "fixture", "--out", str(out)],
                           capture_output=True, text=True, preexec_fn=_file_size_limit(packed_path.stat().st_size // 4))
     assert proc.returncode == 1, proc.stderr
     assert f"could not write {out}" in proc.stderr and "Traceback" not in proc.stderr
@@ -160,49 +165,68 @@ def test_checkpoint_of_another_configuration_is_not_resumed(checkpoint_after_epo
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, demo_params, packed):
     folder = tmp_path_factory.mktemp("finished")
-    config = resolve_run(demo_params, "convnext", TWO_EPOCHS, seed=0)
-    train_run(config, packed, folder, CPU, "convnext/base/seed0")
-    return folder
+    config = run_config(demo_params, "convnext", TWO_EPOCHS, name="base")
+    train_run(config, packed, folder, CPU)
+    return folder, config
 
 
 def _cut_at_a_line_end(text: str) -> str:
     return text.splitlines(keepends=True)[0]
 
 
+def _edit_metrics(change):
+    def damage(text: str) -> str:
+        metrics = json.loads(text)
+        change(metrics)
+        return json.dumps(metrics)
+    return damage
+
+
 @pytest.mark.parametrize("name,damage,words", [
     ("metrics.json", lambda t: t[: len(t) // 2], "unreadable"),
     ("metrics.json", lambda t: "[1, 2]", "not an object"),
     ("metrics.json", lambda t: "", "unreadable"),
+    ("metrics.json", _edit_metrics(lambda m: m.update(acc=7.5)), "acc is 7.5, not a number in [0, 1]"),
+    ("metrics.json", _edit_metrics(lambda m: m.update(auc=None)), "auc is None"),
+    ("metrics.json", lambda t: t.replace('"recall": ', '"recall": NaN, "x": ', 1), "NaN is not a JSON value"),
+    ("metrics.json", _edit_metrics(lambda m: m.update(precision="0.5")), "precision is '0.5'"),
+    ("metrics.json", _edit_metrics(lambda m: m.update(run="msga/base/seed0")), "belongs to run 'msga/base/seed0'"),
+    ("metrics.json", _edit_metrics(lambda m: m["config"]["model"].update(name="msga")), "another run's files"),
+    ("metrics.json", _edit_metrics(lambda m: m.update(params=-3)), "params is -3"),
     ("history.jsonl", lambda t: t[: len(t) // 2], "unreadable"),
     ("history.jsonl", _cut_at_a_line_end, "1 of the 2 epochs"),
+    ("history.jsonl", lambda t: t.replace('"test_acc": ', '"test_acc": "high", "x": ', 1), "lacks a finite"),
     ("history.jsonl", None, "unreadable"),
 ])
 def test_damaged_run_file_is_named_with_its_run(finished_run, tmp_path, name, damage, words):
+    source, config = finished_run
     folder = tmp_path / "seed0"
-    shutil.copytree(finished_run, folder)
+    shutil.copytree(source, folder)
     if damage is None:
         (folder / name).unlink()
     else:
         (folder / name).write_text(damage((folder / name).read_text()))
-    with pytest.raises(RunFileError) as exc:
-        read_run(folder, Run("convnext", "base", 0))
-    message = str(exc.value)
-    assert message.startswith("convnext/base/seed0:") and str(folder / name) in message and words in message
-    assert "rerun" in message
+    state = read_run(folder, Run("convnext", "base", 0), config)
+    assert state.status == DAMAGED
+    assert state.reason.startswith("convnext/base/seed0:") and str(folder / name) in state.reason, state.reason
+    assert words in state.reason and "rerun" in state.reason
 
 
-def test_an_intact_run_reads(finished_run):
-    metrics, history = read_run(finished_run, Run("convnext", "base", 0))
-    assert [h["epoch"] for h in history] == [1, 2] and 0 <= metrics["acc"] <= 1
+def test_an_intact_run_reads_and_a_missing_one_is_named(finished_run, tmp_path):
+    folder, config = finished_run
+    state = read_run(folder, Run("convnext", "base", 0), config)
+    assert state.status == FINISHED
+    assert [h["epoch"] for h in state.history] == [1, 2] and 0 <= state.metrics["acc"] <= 1
+    assert read_run(tmp_path, Run("convnext", "base", 0), config).status == MISSING
 
 
 # ---------------------------------------------------------------- determinism
 
 
 def test_deterministic_run_twice_on_cpu_is_bit_identical(tmp_path, demo_params, packed):
-    config = resolve_run(demo_params, "msga", {"train.epochs": 1, "train.deterministic": True}, seed=4)
-    a = train_run(config, packed, tmp_path / "a", CPU, "msga/det/seed4")
-    b = train_run(config, packed, tmp_path / "b", CPU, "msga/det/seed4")
+    config = run_config(demo_params, "msga", {"train.epochs": 1, "train.deterministic": True}, seed=4, name="det")
+    a = train_run(config, packed, tmp_path / "a", CPU)
+    b = train_run(config, packed, tmp_path / "b", CPU)
     for key in ("acc", "auc", "precision", "recall", "top5", "per_class_recall", "confusion_matrix"):
         assert a[key] == b[key], key
     pa, pb = (np.load(tmp_path / r / "predictions.npz") for r in ("a", "b"))

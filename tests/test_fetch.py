@@ -13,7 +13,10 @@ import pytest
 import torch
 
 from msga.cli import main
-from msga.data.cifar import FetchError, extract, fetch, load_packed, load_split, pack
+from msga.data import FetchError
+from msga.data.archive import extract
+from msga.data.cifar import load_packed, load_split, pack
+from msga.data.fetch import fetch
 from msga.data.synthetic import make_split
 from tests.conftest import SEED, TEST_PER_CLASS, TRAIN_PER_CLASS
 
@@ -45,7 +48,8 @@ def test_download_verify_extract_pixel_for_pixel(tmp_path, http_dir, fixture_arc
         assert labels.dtype == torch.int64
         assert torch.equal(images.flatten(1), torch.from_numpy(want["data"]))
         assert labels.tolist() == want["fine_labels"]
-    packed = load_packed(pack(out, tmp_path / "cifar100.pt"))
+    packed = load_packed(pack(out, tmp_path / "cifar100.pt", "fixture", md5))
+    assert packed["dataset"] == {"id": "fixture", "archive_md5": md5}
     assert torch.equal(packed["test_images"], load_split(out, "test")[0])
 
 
@@ -125,7 +129,7 @@ def test_no_network_names_the_alternatives(tmp_path, capsys):
     out = tmp_path / "raw"
     assert _run(["fetch", "--out", str(out), "--url", f"http://127.0.0.1:{port}/x.tar.gz", "--md5", "0" * 32]) == 1
     err = capsys.readouterr().err
-    assert "cannot reach" in err and "--tarball" in err and "--url" in err and "demo.yaml" in err
+    assert "cannot reach" in err and "data.tarball" in err and "data.url" in err and "demo.yaml" in err
     assert _tree(out) == []
 
 
@@ -136,7 +140,7 @@ def test_http_404_is_reported(tmp_path, http_dir, capsys):
 
 
 def test_url_without_md5_and_conflicting_flags_are_usage_errors(tmp_path, capsys):
-    assert _run(["fetch", "--out", str(tmp_path), "--url", "http://127.0.0.1:9/x", "--params", "/nonexistent"]) == 2
+    assert _run(["fetch", "--out", str(tmp_path), "--url", "http://127.0.0.1:9/x"]) == 2
     assert _run(["fetch", "--out", str(tmp_path), "--url", "http://x/y", "--md5", "0" * 32, "--tarball", "t.tgz"]) == 2
     assert "either --url or --tarball" in capsys.readouterr().err
 
@@ -209,13 +213,13 @@ def test_pickle_with_wrong_shapes_or_values_is_rejected(tmp_path, fixture_archiv
 
 def test_nothing_is_unpickled_or_extracted_before_the_checksum_matches(tmp_path, http_dir, fixture_archive,
                                                                       monkeypatch):
-    from msga.data import cifar
+    from msga.data import archive as archive_module, cifar
 
     loads = []
     monkeypatch.setattr(cifar._ArrayUnpickler, "load", lambda self: loads.append(self) or {})
     opened = []
-    real_open = cifar.tarfile.open
-    monkeypatch.setattr(cifar.tarfile, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    real_open = archive_module.tarfile.open
+    monkeypatch.setattr(archive_module.tarfile, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
     folder, base = http_dir
     archive, md5 = fixture_archive
     shutil.copy(archive, folder / archive.name)

@@ -6,7 +6,8 @@ import pytest
 import torch
 import yaml
 
-from msga.models import build_model, list_models
+from msga.codedeps import PACKAGE, code_hash, run_files
+from msga.models import build_model, list_models, model_entry
 from msga.models.cost import count_params, forward_flops
 from tests.conftest import REPO
 
@@ -81,3 +82,33 @@ def test_cost_figures_are_positive_and_scale():
     small, big = tiny("msga"), build_model("msga", **PARAMS["models"]["msga"])
     assert 0 < forward_flops(small) < forward_flops(big)
     assert 0 < count_params(small) < count_params(big)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_models_declared_code_files_cover_what_its_module_imports(name):
+    """A run reruns when a file in run_files(model) changes: every msga module its model file
+    imports must be among them, or an edit to it would leave stale runs behind."""
+    import ast
+
+    source = PACKAGE / "models" / f"{model_entry(name).module}.py"
+    imported = {node.module for node in ast.walk(ast.parse(source.read_text()))
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("msga.")}
+    files = set(run_files(name))
+    for module in imported:
+        rel = module.removeprefix("msga.").replace(".", "/")
+        assert f"{rel}.py" in files or f"{rel}/__init__.py" in files, (name, module)
+
+
+def test_editing_one_model_file_changes_only_the_code_hash_of_its_runs(tmp_path, monkeypatch):
+    import shutil
+
+    import msga.codedeps as codedeps
+
+    copy = tmp_path / "msga"
+    shutil.copytree(PACKAGE, copy)
+    before = {m: code_hash(run_files(m)) for m in MODELS}
+    with open(copy / "models" / "crossvit.py", "a") as f:
+        f.write("\n# an edit\n")
+    monkeypatch.setattr(codedeps, "PACKAGE", copy)
+    after = {m: code_hash(run_files(m)) for m in MODELS}
+    assert [m for m in MODELS if before[m] != after[m]] == ["crossvit"]

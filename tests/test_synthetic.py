@@ -8,7 +8,8 @@ import torch
 from torchvision.datasets import CIFAR100
 from torchvision.datasets.utils import extract_archive
 
-from msga.data.cifar import load_split, md5sum
+from msga.data.archive import md5sum
+from msga.data.cifar import load_split
 from msga.data.synthetic import N_TEXTURES, class_names, render, write_archive
 
 
@@ -29,15 +30,15 @@ def test_torchvision_reads_the_fixture(tmp_path, fixture_archive, monkeypatch):
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
-    a = write_archive(tmp_path / "a", 2, 1, seed=5)[1]
-    b = write_archive(tmp_path / "b", 2, 1, seed=5)[1]
-    c = write_archive(tmp_path / "c", 2, 1, seed=6)[1]
+    a = write_archive(tmp_path / "a.tar.gz", 2, 1, seed=5)[1]
+    b = write_archive(tmp_path / "b.tar.gz", 2, 1, seed=5)[1]
+    c = write_archive(tmp_path / "c.tar.gz", 2, 1, seed=6)[1]
     assert a == b != c
-    assert (tmp_path / "a" / "cifar-100-python.tar.gz.md5").read_text().split()[0] == a
+    assert (tmp_path / "a.tar.gz.md5").read_text().split()[0] == a
 
 
 def test_class_balance(fixture_archive, tmp_path):
-    from msga.data.cifar import fetch
+    from msga.data.fetch import fetch
 
     archive, md5 = fixture_archive
     fetch(tmp_path, tarball=archive, md5=md5)

@@ -10,9 +10,9 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, precision_score, recall_score, roc_auc_score
 
-from msga.config import resolve_run
 from msga.evaluate import compute_metrics
-from msga.train import CHECKPOINT, NonFiniteLoss, lr_at, pick_device, train_run
+from msga.train import CHECKPOINT, NonFiniteLoss, WrongData, lr_at, pick_device, train_run
+from tests.conftest import run_config
 
 HEADLINE = ("acc", "auc", "precision", "recall", "top5")
 QUICK = {"train.epochs": 4, "train.lr": 8.0e-3, "train.batch_size": 64}
@@ -21,8 +21,8 @@ QUICK = {"train.epochs": 4, "train.lr": 8.0e-3, "train.batch_size": 64}
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, demo_params, packed):
     out = tmp_path_factory.mktemp("run")
-    config = resolve_run(demo_params, "msga", QUICK, seed=0)
-    return train_run(config, packed, out, pick_device("cpu"), "msga/quick/seed0"), out, config
+    config = run_config(demo_params, "msga", QUICK, name="quick")
+    return train_run(config, packed, out, pick_device("cpu")), out, config
 
 
 def test_tiny_msga_beats_chance_clearly(trained):
@@ -44,7 +44,7 @@ def test_metrics_equal_scikit_learn_on_the_saved_predictions(trained):
     assert metrics["recall"] == pytest.approx(recall_score(labels, pred, average="macro", zero_division=0), abs=1e-6)
 
 
-def test_outputs_history_and_provenance(trained):
+def test_outputs_history_and_provenance(trained, packed):
     metrics, out, config = trained
     assert not (out / CHECKPOINT).exists()
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
@@ -54,22 +54,23 @@ def test_outputs_history_and_provenance(trained):
     assert on_disk["config"] == config and on_disk["config"]["train"]["epochs"] == 4
     for key in ("git_commit", "versions", "device", "wall_seconds", "train_images_per_s", "params", "flops_per_image"):
         assert on_disk[key], key
-    assert {"python", "torch", "torchvision", "timm"} <= set(on_disk["versions"])
+    assert {"python", "torch", "torchvision", "timm", "torchmetrics"} <= set(on_disk["versions"])
+    assert on_disk["data"] == packed["dataset"] and on_disk["run"] == "msga/quick/seed0"
     assert history[-1]["test_acc"] == pytest.approx(metrics["acc"], abs=1e-6)
 
 
 def test_same_seed_gives_identical_metrics(trained, tmp_path, demo_params, packed):
     first, _, config = trained
-    again = train_run(config, packed, tmp_path, pick_device("cpu"), "again")
+    again = train_run(config, packed, tmp_path, pick_device("cpu"))
     for key in HEADLINE:
         assert again[key] == first[key], key
 
 
 def test_non_finite_loss_names_the_run_and_writes_no_metrics(tmp_path, demo_params, packed):
-    config = resolve_run(demo_params, "msga", {"train.epochs": 1, "train.optimizer": "sgd", "train.lr": 100.0,
-                                                 "train.grad_clip": 0, "train.warmup_epochs": 0}, seed=0)
+    config = run_config(demo_params, "msga", {"train.epochs": 1, "train.optimizer": "sgd", "train.lr": 100.0,
+                                              "train.grad_clip": 0, "train.warmup_epochs": 0}, name="absurd-lr")
     with pytest.raises(NonFiniteLoss, match=r"msga/absurd-lr/seed0: non-finite training loss at epoch 1, step \d+"):
-        train_run(config, packed, tmp_path, pick_device("cpu"), "msga/absurd-lr/seed0")
+        train_run(config, packed, tmp_path, pick_device("cpu"))
     assert not (tmp_path / "metrics.json").exists()
 
 
@@ -95,9 +96,28 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
 
 
 def test_corrupt_checkpoint_is_reported_and_the_run_restarts_cleanly(tmp_path, demo_params, packed, caplog):
-    config = resolve_run(demo_params, "msga", {"train.epochs": 1}, seed=0)
+    config = run_config(demo_params, "msga", {"train.epochs": 1}, name="corrupt")
     (tmp_path / CHECKPOINT).write_bytes(b"PK\x03\x04 truncated checkpoint")
     with caplog.at_level("WARNING", logger="msga.train"):
-        metrics = train_run(config, packed, tmp_path, pick_device("cpu"), "msga/corrupt/seed0")
+        metrics = train_run(config, packed, tmp_path, pick_device("cpu"))
     assert "unreadable" in caplog.text and "starting from scratch" in caplog.text
     assert metrics["resumed_from_epoch"] == 0 and (tmp_path / "metrics.json").exists()
+
+
+def test_a_run_refuses_data_other_than_its_configuration_names(tmp_path, demo_params, packed):
+    config = run_config(demo_params, "msga", {"train.epochs": 1})
+    other = {**packed, "dataset": {"id": "cifar100-eb9058c3a382", "archive_md5": "eb9058c3a382ffc7106e4002c42a8d85"}}
+    with pytest.raises(WrongData, match=r"msga/test/seed0: .* holds dataset cifar100-eb9058c3a382 .* names synthetic-12x4"):
+        train_run(config, other, tmp_path, pick_device("cpu"), "cifar100.pt")
+    assert list(tmp_path.iterdir()) == []  # nothing trained, nothing written
+
+
+def test_a_checkpoint_made_on_other_data_is_not_resumed(tmp_path, demo_params, packed, caplog):
+    from msga.config import config_hash
+    from msga.train import load_checkpoint, save_checkpoint
+
+    config = run_config(demo_params, "msga", {"train.epochs": 1})
+    save_checkpoint(tmp_path / CHECKPOINT, {"epoch": 1, "config_hash": config_hash(config), "archive_md5": "0" * 32})
+    with caplog.at_level("WARNING", logger="msga.train"):
+        assert load_checkpoint(tmp_path / CHECKPOINT, config_hash(config), "run", packed["dataset"]["archive_md5"]) is None
+    assert "trained on other data" in caplog.text

@@ -1,22 +1,24 @@
-"""The DAG on the real params: a dry run builds it, lint passes, bad params fail first."""
+"""The DAG on the real params, by dry runs: it builds, lint passes, bad params fail first, overrides
+reach the plan, and the DVC stages list the code their rules hash."""
 
 from __future__ import annotations
 
 import yaml
 
-from msga.config import all_runs, load_params
+from msga import codedeps
+from msga.config import build_grid, load_params
 from tests.conftest import REPO
 from tests.workflow_helpers import copy_repo, job_counts, snakemake
 
-
+DATA_STEPS = ("expected_md5", "download", "verify", "extract", "pack")
 
 
 def test_dry_run_builds_the_full_dag_one_job_per_distinct_run(tmp_path):
     repo = copy_repo(tmp_path)  # a clean tree: outputs in the working copy would shrink the DAG
-    proc = snakemake("-n", "--cores", "1", cwd=repo)
-    counts = job_counts(proc.stdout)
-    assert counts["train"] == len(all_runs(load_params(REPO / "params.yaml"))) == 63
-    assert counts["fetch"] == counts["pack"] == counts["aggregate"] == counts["report"] == 1
+    counts = job_counts(snakemake("-n", "--cores", "1", cwd=repo).stdout)
+    assert counts["train"] == counts["run_config"] == len(build_grid(load_params(REPO / "params.yaml")).runs) == 63
+    assert all(counts[step] == 1 for step in DATA_STEPS), counts
+    assert counts["grid"] == counts["aggregate"] == counts["report"] == 1
 
 
 def test_lint_passes():
@@ -44,3 +46,45 @@ def test_yaml_syntax_error_in_params_names_the_line(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "params.yaml is not valid YAML" in out and "line" in out
     assert "Job stats" not in out
+
+
+def test_a_configfile_with_a_duplicate_key_is_refused_naming_it(tmp_path):
+    path = tmp_path / "override.yaml"
+    path.write_text("train:\n  epochs: 3\n  epochs: 300\n")  # Snakemake alone would keep 300, silently
+    proc = snakemake("-n", "--configfile", str(path), cwd=REPO, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"{path} is not valid YAML" in out and "found the key 'epochs' twice" in out
+    assert "Job stats" not in out
+
+
+def test_config_overrides_are_typed_and_validated(tmp_path):
+    repo = copy_repo(tmp_path)
+    ok = snakemake("-n", "--config", "train={epochs: 2, lr: 1.0e-3}", cwd=repo)  # nested values arrive as text
+    assert job_counts(ok.stdout)["train"] == 63
+    bad = snakemake("-n", "--config", "train={epochs: 2.5}", cwd=repo, check=False)
+    assert bad.returncode != 0 and "train.epochs: 2.5 is not of type 'integer'" in bad.stdout + bad.stderr
+
+
+def _stage_deps(stage: str) -> set[str]:
+    deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]
+    return {d if isinstance(d, str) else next(iter(d)) for d in deps}
+
+
+def _covered(files: tuple[str, ...], deps: set[str]) -> list[str]:
+    """The files (under src/msga/) that no dep (a file or a folder) of a stage covers."""
+    return [f for f in files if not any(f"src/msga/{f}" == d or f"src/msga/{f}".startswith(d + "/") for d in deps)]
+
+
+def test_each_dvc_stage_lists_the_code_its_rules_hash():
+    """Snakemake reruns a step when a file its rule hashes changes; DVC reruns the stage that runs
+    the step only if the file is one of its deps. The two lists must agree."""
+    from msga.models import list_models
+
+    stages = {
+        "data": (*codedeps.SYNTHESIZE, *codedeps.VERIFY, *codedeps.EXTRACT, *codedeps.PACK),
+        "train": tuple(f for model in list_models() for f in codedeps.run_files(model)),
+        "aggregate": codedeps.AGGREGATE,
+        "report": codedeps.REPORT,
+    }
+    for stage, files in stages.items():
+        assert _covered(files, _stage_deps(stage)) == [], stage

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.workflow_helpers import copy_repo, dvc, snakemake, two_run_params
+
+pytestmark = pytest.mark.slow
 
 
 def test_dvc_repro_from_a_fresh_clone(tmp_path):

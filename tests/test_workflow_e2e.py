@@ -1,17 +1,20 @@
-"""The whole demo DAG end to end through Snakemake, then DVC on the same tree, in a copy of the
-repository: the report renders, reruns do nothing, a missing run is named."""
+"""The whole demo DAG end to end through Snakemake, in a copy of the repository, then what users do
+next: rerun it, override it, move it, edit code, switch to the real data, change a param without
+retraining. Each answer is checked against what Snakemake plans and what the report says."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.workflow_helpers import MODELS, copy_repo, demo, dvc, run, snakemake
+from tests.workflow_helpers import MODELS, copy_repo, demo, job_counts, run, snakemake, two_run_params
 
-
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -22,60 +25,107 @@ def demo_repo(tmp_path_factory) -> Path:
     return repo
 
 
+@pytest.fixture()
+def demo_copy(demo_repo, tmp_path) -> Path:
+    """A copy of the finished demo (outputs, Snakemake's records, file times) to change freely."""
+    copy = tmp_path / "elsewhere" / "demo"
+    shutil.copytree(demo_repo, copy, symlinks=True)
+    return copy
+
+
+def _planned(repo: Path, *args: str) -> dict[str, int]:
+    out = snakemake("-n", "--cores", "1", *args, cwd=repo).stdout
+    return {} if "Nothing to be done" in out else job_counts(out)
+
+
 def test_snakemake_renders_the_report_with_table1_and_figures(demo_repo):
     html = (demo_repo / "reports" / "replication.html").read_text()
-    assert "Table 1" in html and "Claims audit" in html and "SYNTHETIC" in html
+    assert "Table 1" in html and "Claims" in html and "SYNTHETIC" in html
     for model in MODELS:
         assert model in html
     assert html.count("data:image/png;base64") >= 6  # figures embedded, one self-contained file
     assert "report.table1(" not in html  # no code cells
     table1 = (demo_repo / "reports" / "table1.csv").read_text()
     assert all(m in table1 for m in MODELS)
+    config = json.loads((demo_repo / "results" / "runs" / "msga" / "heads=1" / "seed0" / "config.json").read_text())
+    metrics = json.loads((demo_repo / "results" / "runs" / "msga" / "heads=1" / "seed0" / "metrics.json").read_text())
+    assert metrics["config"] == config and config["model"]["heads"] == 1  # the job trained what the DAG resolved
 
 
-def test_second_snakemake_run_does_nothing(demo_repo):
-    proc = snakemake("--cores", "2", cwd=demo_repo)
-    assert "Nothing to be done" in proc.stdout + proc.stderr
+def test_a_second_run_an_identical_configfile_or_a_moved_repository_plan_nothing(demo_repo, demo_copy, tmp_path):
+    assert _planned(demo_repo) == {}
+    same = tmp_path / "same-params.yaml"
+    shutil.copy(demo_repo / "params.yaml", same)
+    assert _planned(demo_repo, "--configfile", str(same)) == {}
+    assert _planned(demo_copy) == {}  # the copy sits elsewhere, with new paths and file times
 
 
-def test_dvc_repro_after_snakemake_retrains_nothing_then_is_a_noop(demo_repo):
-    metrics = sorted((demo_repo / "results" / "runs").rglob("metrics.json"))
-    before = {p: p.stat().st_mtime_ns for p in metrics}
-    first = dvc("repro", cwd=demo_repo)
-    assert "Running stage 'train'" in first.stdout
-    assert {p: p.stat().st_mtime_ns for p in metrics} == before  # Snakemake found every run up to date
-    second = dvc("repro", cwd=demo_repo)
-    assert "Running stage" not in second.stdout and "up to date" in second.stdout
-    shown = dvc("metrics", "show", cwd=demo_repo).stdout
-    assert "table1.msga.acc" in shown
+def test_editing_one_model_file_plans_that_models_runs_only(demo_copy):
+    with open(demo_copy / "src" / "msga" / "models" / "crossvit.py", "a") as f:
+        f.write("\n# an edit\n")
+    planned = _planned(demo_copy)
+    assert planned["train"] == 1 and planned["aggregate"] == planned["report"] == 1  # crossvit/base/seed0
+    assert not {"verify", "extract", "pack", "synthesize"} & set(planned)
 
 
-def test_missing_and_truncated_runs_are_named_and_the_report_still_renders(demo_repo, tmp_path):
-    runs = demo_repo / "results" / "runs"
-    damage = {  # run file -> what happens to it
-        runs / "crossvit" / "base" / "seed0" / "metrics.json": lambda p: p.unlink(),
-        runs / "convnext" / "base" / "seed0" / "metrics.json": lambda p: p.write_bytes(p.read_bytes()[:200]),
-        runs / "cnn_lstm" / "base" / "seed0" / "history.jsonl": lambda p: p.write_bytes(p.read_bytes()[:-40]),
-    }
-    saved = tmp_path / "saved"
-    for i, (path, hurt) in enumerate(damage.items()):
-        saved.mkdir(exist_ok=True)
-        shutil.copy2(path, saved / str(i))
-        hurt(path)
-    try:
-        out = tmp_path / "reports"
-        shutil.copytree(demo_repo / "reports", out)
-        proc = run([sys.executable, "-m", "msga.cli", "aggregate", "--runs", "results/runs", "--out", str(out)], demo_repo)
-        for path in damage:  # the log names each run and its file
-            name = "/".join(path.relative_to(runs).parts[:3])
-            assert f"{name}: {path.relative_to(demo_repo)}" in proc.stdout + proc.stderr, name
-        run([sys.executable, "-m", "msga.cli", "report", "--reports", str(out)], demo_repo)
-        html = (out / "replication.html").read_text()
-        assert "Missing runs" in html
-        for name, words in [("crossvit/base/seed0", "is missing"), ("convnext/base/seed0", "metrics.json is unreadable"),
-                            ("cnn_lstm/base/seed0", "history.jsonl is unreadable")]:
-            assert name in html and words in html, name
-        assert "Table 1" in html and "msga" in html  # the finished runs are still reported
-    finally:
-        for i, path in enumerate(damage):
-            shutil.copy2(saved / str(i), path)
+def test_editing_the_data_code_plans_the_data_steps_again(demo_copy):
+    with open(demo_copy / "src" / "msga" / "data" / "archive.py", "a") as f:
+        f.write("\n# an edit\n")
+    planned = _planned(demo_copy)
+    assert planned["verify"] == planned["extract"] == planned["pack"] == 1
+    assert "synthesize" not in planned  # the fixture's generator did not change: its archive stands
+
+
+def test_the_real_params_after_the_demo_plan_the_real_data_and_every_run(demo_copy):
+    (demo_copy / "params.yaml").write_text((Path(__file__).parents[1] / "params.yaml").read_text())
+    planned = _planned(demo_copy)
+    assert planned["train"] == 63 and all(planned[s] == 1 for s in ("download", "verify", "extract", "pack"))
+    # the demo's data stays where it was; the real data gets files of its own
+    assert list((demo_copy / "data" / "packed").glob("synthetic-*.pt"))
+
+
+def test_a_changed_param_without_retraining_makes_every_run_stale(demo_copy):
+    params = yaml.safe_load((demo_copy / "params.yaml").read_text())
+    params["train"]["epochs"] = 5
+    (demo_copy / "changed.yaml").write_text(yaml.safe_dump(params))
+    out = demo_copy / "reports"
+    proc = run([sys.executable, "-m", "msga.cli", "aggregate", "--params", "changed.yaml", "--out", str(out)], demo_copy)
+    problems = (out / "problems.csv").read_text()
+    assert problems.count(",stale,") == 11 and "train.epochs: 3 -> 5" in problems
+    assert "aggregated 0 of 11 runs" in proc.stdout
+    run([sys.executable, "-m", "msga.cli", "report", "--reports", str(out)], demo_copy)
+    html = (out / "replication.html").read_text()
+    assert "11 stale" in html and "trained with another configuration" in html
+
+
+def test_missing_and_truncated_runs_are_named_and_the_report_still_renders(demo_copy):
+    runs = demo_copy / "results" / "runs"
+    (runs / "crossvit" / "base" / "seed0" / "metrics.json").unlink()
+    metrics = runs / "convnext" / "base" / "seed0" / "metrics.json"
+    metrics.write_bytes(metrics.read_bytes()[:200])
+    history = runs / "cnn_lstm" / "base" / "seed0" / "history.jsonl"
+    history.write_bytes(history.read_bytes()[:-40])
+    out = demo_copy / "reports"
+    proc = run([sys.executable, "-m", "msga.cli", "aggregate", "--grid", "reports/grid.json", "--out", str(out)], demo_copy)
+    for name, file in [("crossvit/base/seed0", "metrics.json"), ("convnext/base/seed0", "metrics.json"),
+                       ("cnn_lstm/base/seed0", "history.jsonl")]:
+        assert f"{name}: results/runs/{name}/{file}" in proc.stdout, name
+    run([sys.executable, "-m", "msga.cli", "report", "--reports", str(out)], demo_copy)
+    html = (out / "replication.html").read_text()
+    assert "Runs not in the tables" in html and "1 missing" in html and "2 damaged" in html
+    for name, words in [("crossvit/base/seed0", "is missing"), ("convnext/base/seed0", "metrics.json is unreadable"),
+                        ("cnn_lstm/base/seed0", "history.jsonl is unreadable")]:
+        assert name in html and words in html, name
+    assert "Table 1" in html and "msga" in html  # the finished runs are still reported
+
+
+def test_a_config_override_reaches_the_jobs_metrics_and_the_report(tmp_path):
+    repo = copy_repo(tmp_path, two_run_params(epochs=1))
+    snakemake("--cores", "2", "--config", "train={epochs: 2}", cwd=repo)
+    for name in ("convnext/base/seed0", "msga/base/seed0"):
+        metrics = json.loads((repo / "results" / "runs" / name / "metrics.json").read_text())
+        assert metrics["config"]["train"]["epochs"] == 2 and len(metrics["config"]) > 0
+    html = (repo / "reports" / "replication.html").read_text()
+    assert "2 epochs" in html
+    assert _planned(repo, "--config", "train={epochs: 2}") == {}
+    assert _planned(repo)["train"] == 2  # without the override, params.yaml's 1 epoch is another configuration

@@ -18,8 +18,14 @@ ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_A
 MODELS = ["mlp_mixer", "convnext", "cnn_lstm", "crossvit", "msga"]
 
 
+def env_for(repo: Path) -> dict:
+    """The environment of a command in `repo`: its own src/ first, so the copy's code is what runs
+    (an edit there is an edit of the code the DAG hashes and the jobs import)."""
+    return {**ENV, "PYTHONPATH": str(repo / "src")} if (repo / "src").is_dir() else ENV
+
+
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=env_for(cwd), capture_output=True, text=True)
     if check and proc.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc

@@ -1,7 +1,8 @@
 """All runs -> Table 1, the sensitivity data, the ablation, costs, and the claims audit.
 
-Reads only what the runs wrote (metrics.json, history.jsonl); a missing or unreadable file is
-named in missing.csv and the rest is aggregated anyway, so a partial replication still reports.
+Reads only what the runs wrote (metrics.json, history.jsonl), checked against the grid the DAG
+resolved: a missing, unfinished, damaged or stale run is named in problems.csv and the rest is
+aggregated anyway, so a partial replication still reports, and says what it lacks.
 """
 
 from __future__ import annotations
@@ -14,88 +15,70 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from msga.config import Run, experiment_runs, load_params
-from msga.evaluate import HEADLINE, LABELS
+from msga.config import Grid, build_grid, load_params
+from msga.experiments import MODEL_SETS, SWEEPS
 from msga.io import atomic_output, write_json_atomic
+from msga.metrics import HEADLINE, LABELS
+from msga.runfiles import FINISHED, read_run
+from msga.runs import Run
 
 log = logging.getLogger("msga.aggregate")
 
-TABLE1_ORDER = ["mlp_mixer", "convnext", "cnn_lstm", "crossvit", "msga"]  # the paper's claimed ranking
-SWEEP_COLUMN = {"heads": "heads", "batch_size": "batch_size", "noise": "sigma"}
 
 
-class RunFileError(ValueError):
-    pass
+RECIPE_KEYS = ("epochs", "batch_size", "optimizer", "lr", "lr_scaling", "min_lr", "warmup_epochs", "weight_decay",
+               "label_smoothing", "grad_clip", "augment")
+PROBLEM_COLUMNS = ["experiments", "model", "variant", "seed", "status", "reason"]
 
 
-def read_run(run_dir: Path, run: Run) -> tuple[dict, list[dict]]:
-    """metrics.json and history.jsonl of one run; raises RunFileError naming the run and file."""
-    name = f"{run.model}/{run.variant}/seed{run.seed}"
-    metrics_path, history_path = run_dir / "metrics.json", run_dir / "history.jsonl"
-    if not metrics_path.exists():
-        raise RunFileError(f"{name}: {metrics_path} is missing (the run has not finished)")
-    try:
-        metrics = json.loads(metrics_path.read_text())
-        if not isinstance(metrics, dict):
-            raise ValueError(f"holds a JSON {type(metrics).__name__}, not an object")
-        missing = [k for k in (*HEADLINE, "config") if k not in metrics]
-        if missing:
-            raise ValueError(f"lacks {', '.join(missing)}")
-    except (ValueError, UnicodeDecodeError, TypeError) as err:
-        raise RunFileError(f"{name}: {metrics_path} is unreadable ({err}); rerun the run") from err
-    try:
-        history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
-        epochs = metrics["config"]["train"]["epochs"]
-        if [h.get("epoch") for h in history] != list(range(1, epochs + 1)):  # cut at a line end still parses
-            raise ValueError(f"holds {len(history)} of the {epochs} epochs")
-    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
-        raise RunFileError(f"{name}: {history_path} is unreadable ({err}); rerun the run") from err
-    return metrics, history
+def collect(grid: Grid, runs_root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(one row per experiment x finished current run, training curves, runs not aggregated).
 
-
-def collect(params: dict, runs_root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(one row per experiment x run, training curves, missing runs)."""
-    rows, curves, missing, seen = [], [], [], {}
-    for exp, runs in experiment_runs(params).items():
+    Each run is read once; only runs whose recorded configuration is the one the grid resolves
+    for them are aggregated. Missing, in-progress, stale and damaged runs are listed instead.
+    """
+    serves: dict[Run, list[str]] = {}
+    for exp, runs in grid.experiments.items():
         for run in runs:
-            run_dir = runs_root / run.model / run.variant / f"seed{run.seed}"
-            if run not in seen:
-                try:
-                    seen[run] = read_run(run_dir, run)
-                except RunFileError as err:
-                    seen[run] = err
-                    log.warning("%s", err)
-            result = seen[run]
-            if isinstance(result, RunFileError):
-                missing.append({"experiment": exp, "model": run.model, "variant": run.variant,
-                                "seed": run.seed, "reason": str(result)})
-                continue
-            metrics, history = result
-            config = metrics["config"]
-            row = {
-                "experiment": exp, "model": run.model, "variant": run.variant, "seed": run.seed,
-                **{k: metrics[k] for k in (*HEADLINE, "top5")},
-                "heads": config["model"].get("heads"),
-                "batch_size": config["train"]["batch_size"],
-                "sigma": config["noise"]["sigma"],
-                "epochs": config["train"]["epochs"],
-                "params": metrics.get("params"),
-                "flops_per_image": metrics.get("flops_per_image"),
-                "train_seconds": metrics.get("train_seconds"),
-                "train_images_per_s": metrics.get("train_images_per_s"),
-                "wall_seconds": metrics.get("wall_seconds"),
-                "device": metrics.get("device"),
-                "git_commit": metrics.get("git_commit"),
-                "torch": metrics.get("versions", {}).get("torch"),
-            }
-            rows.append(row)
-            if exp in ("table1", "ablation"):
-                for h in history:
-                    curves.append({"model": run.model, "variant": run.variant, "seed": run.seed, **h})
-    columns = ["experiment", "model", "variant", "seed", "reason"]
-    runs_df = pd.DataFrame(rows)
-    curves_df = pd.DataFrame(curves).drop_duplicates(subset=["model", "variant", "seed", "epoch"]) if curves else pd.DataFrame()
-    return runs_df, curves_df, pd.DataFrame(missing, columns=columns)
+            serves.setdefault(run, []).append(exp)
+    rows, curves, problems = [], [], []
+    for run, exps in sorted(serves.items()):
+        state = read_run(runs_root / run.model / run.variant / f"seed{run.seed}", run, grid.configs[run.id])
+        if state.status != FINISHED:
+            log.warning("%s", state.reason)
+            problems.append({"experiments": ", ".join(exps), "model": run.model, "variant": run.variant,
+                             "seed": run.seed, "status": state.status, "reason": state.reason})
+            continue
+        row = _row(run, state.metrics)
+        rows += [{"experiment": exp, **row} for exp in exps]
+        if set(exps) & set(MODEL_SETS):
+            curves += [{"model": run.model, "variant": run.variant, "seed": run.seed, **h} for h in state.history]
+    return pd.DataFrame(rows), pd.DataFrame(curves), pd.DataFrame(problems, columns=PROBLEM_COLUMNS)
+
+
+def _row(run: Run, metrics: dict) -> dict:
+    """The run's scores, its sweep coordinates and its recipe, as it recorded them."""
+    config = metrics["config"]
+    return {
+        "model": run.model, "variant": run.variant, "seed": run.seed,
+        **{k: metrics[k] for k in (*HEADLINE, "top5")},
+        **{sweep.column: _dotted(config, sweep.key) for sweep in SWEEPS.values()},
+        **{k: config["train"].get(k) for k in RECIPE_KEYS},
+        "data": config.get("data", {}).get("id"),
+        "params": metrics.get("params"),
+        "flops_per_image": metrics.get("flops_per_image"),
+        "train_seconds": metrics.get("train_seconds"),
+        "train_images_per_s": metrics.get("train_images_per_s"),
+        "wall_seconds": metrics.get("wall_seconds"),
+        "device": metrics.get("device"),
+        "git_commit": metrics.get("git_commit"),
+        "torch": (metrics.get("versions") or {}).get("torch"),
+    }
+
+
+def _dotted(config: dict, key: str):
+    section, _, leaf = key.partition(".")
+    return config["model" if section == "model" else section].get(leaf)
 
 
 def ci95(values: pd.Series) -> float:
@@ -108,8 +91,9 @@ def ci95(values: pd.Series) -> float:
 
 def summarize(runs: pd.DataFrame, by: str) -> pd.DataFrame:
     """Mean, std and 95% interval over seeds of the four metrics, per value of `by`."""
+    columns = [by, "n_seeds", *(f"{m}_{s}" for m in HEADLINE for s in ("mean", "std", "ci95"))]
     if runs.empty:
-        return pd.DataFrame(columns=[by, "n_seeds"])
+        return pd.DataFrame(columns=columns)
     out = []
     for key, group in runs.groupby(by, sort=False):
         row = {by: key, "n_seeds": int(group["seed"].nunique())}
@@ -118,7 +102,7 @@ def summarize(runs: pd.DataFrame, by: str) -> pd.DataFrame:
             row[f"{m}_std"] = group[m].std(ddof=1) if len(group) > 1 else float("nan")
             row[f"{m}_ci95"] = ci95(group[m])
         out.append(row)
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=columns)
 
 
 def table1(runs: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
@@ -132,8 +116,8 @@ def table1(runs: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
 
 def sweep(runs: pd.DataFrame, exp: str) -> pd.DataFrame:
     """One row per (value, seed) of a sensitivity sweep: the data of Figures 2-4."""
-    col = SWEEP_COLUMN[exp]
-    part = runs[runs.experiment == exp]
+    col = SWEEPS[exp].column
+    part = runs[runs.experiment == exp] if not runs.empty else runs
     if part.empty:
         return pd.DataFrame(columns=[col, "seed", *HEADLINE])
     return part[[col, "seed", *HEADLINE]].sort_values([col, "seed"]).reset_index(drop=True)
@@ -161,6 +145,7 @@ def _fmt(values: dict) -> str:
 def audit(runs: pd.DataFrame, t1: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     """Each claim of the paper with a verdict computed from the runs, and the evidence."""
     rows = []
+    TABLE1_ORDER = list(paper["model"])  # the paper's rows, lowest first: its claimed ranking
 
     def add(claim, verdict, evidence):
         rows.append({"claim": claim, "verdict": verdict, "evidence": evidence})
@@ -197,7 +182,7 @@ def audit(runs: pd.DataFrame, t1: pd.DataFrame, paper: pd.DataFrame) -> pd.DataF
         add("Recall peaks at 8 heads (Figure 2)", "not tested", "the heads sweep lacks 8, 10 or 12 heads")
 
     for exp, label in (("batch_size", "Batch size"), ("noise", "Noise level")):
-        col = SWEEP_COLUMN[exp]
+        col = SWEEPS[exp].column
         s = summarize(runs[runs.experiment == exp], col)
         if len(s) < 2:
             add(f"{label} influences performance", "not tested", "fewer than two values ran")
@@ -232,13 +217,24 @@ def audit(runs: pd.DataFrame, t1: pd.DataFrame, paper: pd.DataFrame) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def dvc_metrics(t1: pd.DataFrame, runs: pd.DataFrame, missing: pd.DataFrame) -> dict:
+def dvc_metrics(t1: pd.DataFrame, runs: pd.DataFrame, problems: pd.DataFrame) -> dict:
     out = {"table1": {}, "runs": int(runs[["model", "variant", "seed"]].drop_duplicates().shape[0]) if not runs.empty else 0,
-           "missing_runs": int(missing[["model", "variant", "seed"]].drop_duplicates().shape[0])}
-    for r in t1.itertuples():
-        if not pd.isna(getattr(r, "acc_mean")):
-            out["table1"][r.model] = {m: round(float(getattr(r, f"{m}_mean")), 5) for m in HEADLINE}
+           "runs_not_aggregated": int(len(problems))}
+    for r in t1.to_dict("records"):
+        if not pd.isna(r.get("acc_mean", float("nan"))):
+            out["table1"][r["model"]] = {m: round(float(r[f"{m}_mean"]), 5) for m in HEADLINE}
     return out
+
+
+def context(grid: Grid, problems: pd.DataFrame) -> dict:
+    """What the report needs to know of the grid: the data, the runs expected and the ones missing."""
+    return {
+        "dataset": grid.configs[grid.runs[0].id]["data"] if grid.runs else {},
+        "runs_expected": len(grid.runs),
+        "shared_runs": grid.shared(),
+        "problems": {status: int(n) for status, n in problems["status"].value_counts().items()},
+        "alpha": 0.05,
+    }
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -246,28 +242,36 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
         df.to_csv(tmp, index=False)
 
 
+def load_grid(args) -> Grid:
+    if args.grid:
+        return Grid.from_json(Path(args.grid).read_text())
+    return build_grid(load_params(args.params or ["params.yaml"]))
+
+
 def main(args) -> None:
     from msga import plots
 
-    params = load_params(args.params or ["params.yaml"])
+    grid = load_grid(args)
     out = Path(args.out)
-    runs, curves, missing = collect(params, Path(args.runs))
+    runs, curves, problems = collect(grid, Path(args.runs))
     paper = pd.read_csv(args.paper)
-    t1 = table1(runs, paper) if not runs.empty else paper[["model", "paper_row"]].assign(n_seeds=0)
     if runs.empty:
-        runs = pd.DataFrame(columns=["experiment", "model", "variant", "seed", *HEADLINE, "heads", "batch_size", "sigma"])
+        runs = pd.DataFrame(columns=["experiment", "model", "variant", "seed", *HEADLINE, "top5",
+                                     *(s.column for s in SWEEPS.values())])
+    t1 = table1(runs, paper)
     abl = summarize(runs[runs.experiment == "ablation"], "model")
     frames = {
-        "table1.csv": t1, "ablation.csv": abl, "costs.csv": costs(runs), "audit.csv": audit(runs, t1, paper),
-        "runs.csv": runs, "missing.csv": missing,
-        "plots/heads.csv": sweep(runs, "heads"), "plots/batch_size.csv": sweep(runs, "batch_size"),
-        "plots/noise.csv": sweep(runs, "noise"),
+        "table1.csv": t1, "ablation.csv": abl, "costs.csv": costs(runs), "claims.csv": audit(runs, t1, paper),
+        "runs.csv": runs, "problems.csv": problems,
+        **{f"plots/{exp}.csv": sweep(runs, exp) for exp in SWEEPS},
         "plots/curves.csv": curves if not curves.empty else pd.DataFrame(columns=["model", "variant", "seed", "epoch"]),
     }
     for name, df in frames.items():
         _write_csv(df, out / name)
     plots.draw_all(frames, out / "figures")
-    write_json_atomic(out / "metrics.json", dvc_metrics(t1, runs, missing))
-    print(f"aggregated {len(runs)} run rows into {out}; {len(missing)} missing")
-    if not missing.empty:
-        print("missing runs:\n" + "\n".join(f"  {r}" for r in missing["reason"].unique()))
+    write_json_atomic(out / "metrics.json", dvc_metrics(t1, runs, problems))
+    write_json_atomic(out / "context.json", context(grid, problems))
+    print(f"aggregated {runs[['model', 'variant', 'seed']].drop_duplicates().shape[0]} of {len(grid.runs)} runs "
+          f"into {out}; {len(problems)} not aggregated")
+    for reason in problems["reason"]:
+        print(f"  {reason}")

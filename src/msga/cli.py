@@ -1,4 +1,5 @@
-"""The command line: `msga <subcommand>`. Paths come from argv, hyperparameters from params.yaml.
+"""The command line: `msga <subcommand>`. Paths come from argv; hyperparameters from params files
+or, for a training job, from the run's resolved configuration file that the DAG wrote.
 
 Exit status: 0 done; 1 the work failed (a download, a non-finite loss, a full disk), with a message that says
 what to do; 2 a usage or params error, found before any work started.
@@ -7,6 +8,7 @@ what to do; 2 a usage or params error, found before any work started.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -19,8 +21,8 @@ class UsageError(Exception):
     pass
 
 
-def _params_arg(p: argparse.ArgumentParser, required: bool = False) -> None:
-    p.add_argument("--params", action="append", required=required,
+def _params_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", action="append",
                    help="params file (default params.yaml); repeat to merge several, later ones win "
                         "(as Snakemake merges --configfile files)")
 
@@ -49,14 +51,68 @@ def _writable_file(path: str) -> Path:
     return out
 
 
-# ---------------------------------------------------------------- subcommands
+def _verified_md5(path: str) -> str:
+    record = _json_file(path, "verification record")
+    if not isinstance(record.get("md5"), str):
+        raise UsageError(f"verification record {path} holds no md5: write it with `msga verify`")
+    return record["md5"]
+
+
+def _json_file(path: str, what: str) -> dict:
+    try:
+        value = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{what} {path} does not exist")
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{what} {path} is not readable JSON ({err})")
+    if not isinstance(value, dict):
+        raise UsageError(f"{what} {path} holds a JSON {type(value).__name__}, not an object")
+    return value
+
+
+# ---------------------------------------------------------------- the grid
 
 
 def cmd_validate(args) -> None:
-    from msga.config import all_runs, load_params
+    from msga.config import build_grid, load_params
+
+    grid = build_grid(load_params(_params(args)))
+    print(f"{' + '.join(_params(args))}: valid; {len(grid.runs)} distinct training runs in the grid")
+
+
+def cmd_runs(args) -> None:
+    from msga.config import build_grid, load_params
+
+    grid = build_grid(load_params(_params(args)))
+    serves: dict[str, list[str]] = {}
+    for exp, runs in grid.experiments.items():
+        for run in runs:
+            serves.setdefault(run.id, []).append(exp)
+    width = max(len(r.id) for r in grid.runs)
+    for run in grid.runs:
+        print(f"{run.id:<{width}}  {', '.join(serves[run.id])}")
+    shared = grid.shared()
+    print(f"{len(grid.runs)} distinct runs; {len(shared)} of them serve more than one experiment "
+          f"({sum(len(e) for e in serves.values())} experiment slots in all)")
+
+
+def cmd_resolve(args) -> None:
+    from msga.config import build_grid, load_params, resolve_run
+    from msga.io import write_text_atomic
+    from msga.runs import Run
 
     params = load_params(_params(args))
-    print(f"{' + '.join(_params(args))}: valid; {len(all_runs(params))} distinct training runs in the grid")
+    run = Run.parse(args.run)
+    grid = build_grid(params)
+    config = grid.configs.get(run.id) or resolve_run(params, run)  # a run outside the grid, named by hand
+    text = json.dumps(config, indent=1, sort_keys=True) + "\n"
+    if args.out:
+        write_text_atomic(_writable_file(args.out), text)
+    else:
+        sys.stdout.write(text)
+
+
+# ---------------------------------------------------------------- data steps
 
 
 def cmd_synth(args) -> None:
@@ -64,59 +120,79 @@ def cmd_synth(args) -> None:
 
     from msga.data.synthetic import write_archive
 
-    out = _writable_dir(args.out)
+    out = _writable_file(args.out)
     t0 = time.perf_counter()
     path, md5 = write_archive(out, args.train_per_class, args.test_per_class, args.seed)
     print(f"{path}  md5 {md5}  ({path.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s)")
 
 
+def cmd_download(args) -> None:
+    from msga.data.download import obtain
+
+    if args.retries < 1:
+        raise UsageError(f"--retries must be at least 1, got {args.retries}")
+    path = obtain(args.source, _writable_file(args.out), args.md5, args.timeout, args.retries)
+    print(f"{path}: obtained, md5 {args.md5}")
+
+
+def cmd_verify(args) -> None:
+    from msga.data.archive import read_md5_file, verify
+    from msga.io import write_json_atomic
+
+    md5 = verify(args.archive, read_md5_file(args.md5_file))
+    write_json_atomic(_writable_file(args.out), {"archive": str(args.archive), "md5": md5})
+    print(f"{args.archive}: md5 {md5} verified")
+
+
+def cmd_extract(args) -> None:
+    from msga.data.archive import extract
+
+    folder = extract(args.archive, _writable_dir(args.out), _verified_md5(args.verified))
+    print(f"{folder}: train, test, meta extracted")
+
+
 def cmd_fetch(args) -> None:
-    from msga.config import load_params
-    from msga.data.cifar import fetch
+    from msga.data.fetch import fetch
 
     if args.url and args.tarball:
         raise UsageError("give either --url or --tarball, not both")
-    url, md5, tarball, timeout, retries = args.url, args.md5, args.tarball, args.timeout, args.retries
-    if url is None and tarball is None:  # defaults from params.yaml
-        data = load_params(_params(args))["data"]
-        url, tarball = data["url"], data["tarball"]
-        md5 = md5 or data["md5"]
-        timeout = timeout or data["timeout"]
-        retries = retries or data["retries"]
-    if retries is not None and retries < 1:
-        raise UsageError(f"--retries must be at least 1, got {retries}")
-    if url and not md5:
+    if args.retries < 1:
+        raise UsageError(f"--retries must be at least 1, got {args.retries}")
+    md5 = args.md5
+    if args.url and not md5:
         raise UsageError("--url needs --md5: nothing downloaded is unpickled before its checksum matches")
-    if tarball and not md5:
-        sidecar = Path(f"{tarball}.md5")
-        if sidecar.is_file():
-            md5 = sidecar.read_text().split()[0]
-    folder = fetch(_writable_dir(args.out), url=None if tarball else url, md5=md5, tarball=tarball,
-                   timeout=timeout or 60, retries=retries or 3)
+    if args.tarball and not md5 and Path(f"{args.tarball}.md5").is_file():
+        from msga.data.archive import read_md5_file
+
+        md5 = read_md5_file(f"{args.tarball}.md5")
+    folder = fetch(_writable_dir(args.out), url=args.url, md5=md5, tarball=args.tarball,
+                   timeout=args.timeout, retries=args.retries)
     print(f"{folder}: train, test, meta verified")
 
 
 def cmd_pack(args) -> None:
     from msga.data.cifar import pack
 
-    path = pack(args.root, _writable_file(args.out))
+    md5 = _verified_md5(args.verified)
+    path = pack(args.root, _writable_file(args.out), args.dataset, md5)
     print(f"{path}: packed")
 
 
+# ---------------------------------------------------------------- training
+
+
 def cmd_train(args) -> None:
-    from msga.config import format_value, load_params, parse_set, resolve_run
+    config = _json_file(args.config, "run configuration")
+    for key in ("run", "model", "train", "noise", "data", "seed"):
+        if key not in config:
+            raise UsageError(f"run configuration {args.config} lacks '{key}': write it with `msga resolve`")
+    out = _writable_dir(args.out)
     from msga.data.cifar import load_packed
     from msga.train import pick_device, train_run
 
-    params = load_params(_params(args))
-    overrides = parse_set(args.set or [])
-    config = resolve_run(params, args.model, overrides, args.seed)
-    out = _writable_dir(args.out)
     data = load_packed(args.data)
-    variant = ",".join(f"{k}={format_value(v)}" for k, v in sorted(overrides.items())) or "base"
-    run = args.run or f"{args.model}/{variant}/seed{args.seed}"
-    metrics = train_run(config, data, out, pick_device(args.device), run)
-    print(f"{run}: " + "  ".join(f"{k} {metrics[k]:.4f}" for k in ("auc", "acc", "precision", "recall")))
+    metrics = train_run(config, data, out, pick_device(args.device), args.data)
+    print(f"{config['run']}: " + "  ".join(f"{k} {metrics[k]:.4f}" for k in ("auc", "acc", "precision", "recall")))
 
 
 def cmd_models(args) -> None:
@@ -132,21 +208,15 @@ def cmd_models(args) -> None:
               f"{forward_flops(model) / 1e6:>11.0f}")
 
 
-def cmd_runs(args) -> None:
-    from msga.config import experiment_runs, load_params
-
-    params = load_params(_params(args))
-    for exp, runs in experiment_runs(params).items():
-        for run in runs:
-            print(f"{exp:<11} {run.path}")
-
-
 def cmd_bench(args) -> None:
     from msga.bench import main as bench_main
 
     if args.json:
         _writable_file(args.json)
     bench_main(args)
+
+
+# ---------------------------------------------------------------- results
 
 
 def cmd_aggregate(args) -> None:
@@ -159,7 +229,7 @@ def cmd_aggregate(args) -> None:
 def cmd_report(args) -> None:
     from msga.report import render
 
-    render(_params(args), _writable_dir(args.reports), args.notebook)
+    render(_writable_dir(args.reports), args.notebook)
 
 
 # ---------------------------------------------------------------- parser
@@ -173,47 +243,69 @@ def build_parser() -> argparse.ArgumentParser:
     _params_arg(p)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("synth", help="write the synthetic CIFAR-100-format archive (the offline fixture)")
-    p.add_argument("--out", required=True, help="folder that receives cifar-100-python.tar.gz and its .md5")
+    p = sub.add_parser("runs", help="list the distinct training runs of the grid and the experiments each serves")
+    _params_arg(p)
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("resolve", help="write one run's resolved configuration (what `msga train --config` takes)")
+    _params_arg(p)
+    p.add_argument("--run", required=True, help="run id MODEL/VARIANT/seedN, e.g. msga/heads=4/seed0")
+    p.add_argument("--out", help="output .json file (default: standard output)")
+    p.set_defaults(func=cmd_resolve)
+
+    p = sub.add_parser("synth", help="write the synthetic CIFAR-100-format archive (the offline fixture) and its .md5")
+    p.add_argument("--out", required=True, help="the archive to write, e.g. data/archives/synthetic.tar.gz")
     p.add_argument("--train-per-class", type=int, default=500)
     p.add_argument("--test-per-class", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("fetch", help="download (or take a local tarball), verify and safely extract CIFAR-100")
+    p = sub.add_parser("download", help="obtain the archive from a URL or a local file, md5-checked")
+    p.add_argument("--source", required=True, help="a URL (http, https, file) or the path of a local archive")
+    p.add_argument("--md5", required=True, help="expected md5 of the archive")
+    p.add_argument("--out", required=True, help="the archive file to write")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a download fails")
+    p.add_argument("--retries", type=int, default=3, help="attempts in all for transient failures")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("verify", help="check an archive against its md5 file; write a verification record")
+    p.add_argument("--archive", required=True)
+    p.add_argument("--md5-file", required=True, help="a file whose first word is the expected md5")
+    p.add_argument("--out", required=True, help="the verification record (.json) to write")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("extract", help="safely extract a verified archive")
+    p.add_argument("--archive", required=True)
+    p.add_argument("--verified", required=True, help="the record `msga verify` wrote for this archive")
     p.add_argument("--out", required=True, help="folder that receives cifar-100-python/{train,test,meta}")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("fetch", help="obtain, verify and extract in one step (outside the DAG)")
+    p.add_argument("--out", required=True, help="folder that receives the archive and cifar-100-python/")
     p.add_argument("--url", help="archive URL (a mirror); needs --md5")
-    p.add_argument("--md5", help="expected md5 of the archive")
+    p.add_argument("--md5", help="expected md5 of the archive (for a --tarball, default: its .md5 file)")
     p.add_argument("--tarball", help="a local cifar-100-python.tar.gz instead of a download")
-    p.add_argument("--timeout", type=float, help="seconds without data before the download fails")
-    p.add_argument("--retries", type=int, help="attempts in all for transient failures (default 3)")
-    _params_arg(p)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds without data before the download fails")
+    p.add_argument("--retries", type=int, default=3, help="attempts in all for transient failures")
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("pack", help="pack the extracted splits into one tensor file")
     p.add_argument("--root", required=True, help="folder holding cifar-100-python/")
+    p.add_argument("--verified", required=True, help="the record `msga verify` wrote for the archive")
+    p.add_argument("--dataset", required=True, help="the dataset id the packed file records")
     p.add_argument("--out", required=True, help="output .pt file")
     p.set_defaults(func=cmd_pack)
 
-    p = sub.add_parser("train", help="train and evaluate one run")
-    _params_arg(p, required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override, e.g. model.heads=4, train.batch_size=64, noise.sigma=0.1 (repeatable)")
-    p.add_argument("--seed", type=int, required=True)
+    p = sub.add_parser("train", help="train and evaluate one run, exactly as its configuration file says")
+    p.add_argument("--config", required=True, help="the run's resolved configuration (`msga resolve` writes one)")
+    p.add_argument("--data", required=True, help="packed data file")
     p.add_argument("--out", required=True, help="run folder: metrics.json, history.jsonl, predictions.npz")
-    p.add_argument("--data", default="data/cifar100.pt", help="packed data file")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--run", help="name of the run in logs and errors")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("models", help="table of the registered models: paper row, parameters, FLOPs")
     _params_arg(p)
     p.set_defaults(func=cmd_models)
-
-    p = sub.add_parser("runs", help="list the training runs of the experiment grid")
-    _params_arg(p)
-    p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("bench", help="training throughput: device-resident path vs a DataLoader loop")
     _params_arg(p)
@@ -230,15 +322,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("aggregate", help="runs -> Table 1, figures, audit, reports/metrics.json")
-    _params_arg(p)
+    p = sub.add_parser("aggregate", help="runs -> Table 1, figures, claims, reports/metrics.json")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--grid", help="the resolved grid the DAG wrote (results/grid.json)")
+    source.add_argument("--params", action="append", help="params files to resolve the grid from (default params.yaml)")
     p.add_argument("--runs", default="results/runs", help="folder of the run folders")
     p.add_argument("--out", default="reports", help="output folder")
     p.add_argument("--paper", default="workflow/resources/paper_table1.csv")
     p.set_defaults(func=cmd_aggregate)
 
     p = sub.add_parser("report", help="execute the notebook with papermill and render reports/replication.html")
-    _params_arg(p)
     p.add_argument("--reports", default="reports", help="folder with the aggregate outputs")
     p.add_argument("--notebook", default="workflow/notebooks/replication.ipynb")
     p.set_defaults(func=cmd_report)
@@ -249,15 +342,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     parser = build_parser()
     args = parser.parse_args(argv)
-    from msga.data.cifar import FetchError
-    from msga.io import WriteFailed
-    from msga.train import NonFiniteLoss
+    from msga.errors import Failure
+    from msga.runs import RunIdError
 
     try:
         args.func(args)
-    except (ParamsError, UsageError) as err:
+    except (ParamsError, UsageError, RunIdError) as err:
         parser.exit(2, f"msga {args.command}: error: {err}\n")
-    except (FetchError, NonFiniteLoss, WriteFailed) as err:
+    except Failure as err:
         parser.exit(1, f"msga {args.command}: {err}\n")
     return 0
 

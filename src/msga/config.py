@@ -1,52 +1,76 @@
-"""params.yaml -> validated config; an experiment grid -> runs; a run -> its resolved config.
+"""params.yaml -> validated params -> the experiment grid -> each run's resolved configuration.
 
-Every consumer (the Snakefile, the CLI, the trainer) goes through `validate_params`, so a bad
-key fails the same way everywhere: before any job runs, naming the key and the rule broken.
+The DAG resolves every run here ONCE and hands the job that configuration as a file; the job
+trains exactly it and records it. Aggregation resolves the same grid to tell current runs from
+stale ones. Torch-free, so validation and the light commands start fast.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "params.schema.yaml"
+from msga.experiments import MODEL_SETS, SWEEPS
+from msga.runs import BASE_VARIANT, Run, variant_name
 
-# A variant names the overrides a sweep applies; its short key maps to a dotted key of the
-# resolved run config. These are the only keys the grid sweeps, so path names stay short.
-VARIANT_KEYS = {"heads": "model.heads", "batch_size": "train.batch_size", "sigma": "noise.sigma"}
-SWEEPS = {"heads": "heads", "batch_size": "batch_size", "noise": "sigma"}  # experiment -> variant key
-BASE_VARIANT = "base"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "params.schema.yaml"
 CIFAR100_TRAIN_IMAGES = 50_000
+MAX_PARAMS_BYTES = 1 << 20  # a params file is a few kB; a bigger one is a mistake or an attack
 
 
 class ParamsError(ValueError):
     """A params file or an override breaks the schema or a cross-field rule."""
 
 
-def load_schema() -> dict:
-    """The JSON Schema of params files (workflow/schemas/params.schema.yaml)."""
-    if not SCHEMA_PATH.exists():
-        raise ParamsError(
-            f"schema {SCHEMA_PATH} not found: msga runs from a checkout of the repository "
-            "(pip install -e .), which holds workflow/schemas/"
-        )
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+# ---------------------------------------------------------------- reading
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML without aliases and without duplicate keys.
+
+    An alias makes one node count many times (a few lines can expand to gigabytes when validated),
+    and a duplicate key silently keeps the last value: in a params file both are mistakes.
+    """
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"found the alias *{event.anchor}: YAML aliases are not allowed in params; "
+                "write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"found the key {key!r} twice; keep one", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise ParamsError(f"params file {path} does not exist; pass --params with the path to params.yaml")
+        raise ParamsError(f"params file {path} does not exist; pass the path of a params file such as params.yaml")
+    if path.stat().st_size > MAX_PARAMS_BYTES:
+        raise ParamsError(f"{path} is {path.stat().st_size} bytes; a params file is a few kB (limit {MAX_PARAMS_BYTES})")
     try:
-        params = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
+        params = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 (a safe loader)
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ParamsError(f"{path} is not valid YAML: {err}") from err
     if not isinstance(params, dict):
         raise ParamsError(f"{path} must hold a mapping of sections (data, models, train, noise, experiments)")
@@ -64,8 +88,23 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
+def typed(value):
+    """Text values given their YAML types again, recursively: Snakemake reads the nested values of
+    `--config key={...}` as text ('train={epochs: 2}' gives epochs '2')."""
+    if isinstance(value, dict):
+        return {k: typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    if isinstance(value, str):
+        try:
+            return yaml.load(value, Loader=_StrictLoader)  # noqa: S506 (a safe loader)
+        except yaml.YAMLError:
+            return value
+    return value
+
+
 def load_params(paths: str | Path | list) -> dict:
-    """Read, merge (later files win) and validate params files; schema defaults are filled in."""
+    """Read, merge (later files win) and validate params files."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     params: dict = {}
     for path in paths:
@@ -73,48 +112,83 @@ def load_params(paths: str | Path | list) -> dict:
     return validate_params(params, source=" + ".join(str(p) for p in paths))
 
 
-def _key_of(error: jsonschema.ValidationError) -> str:
-    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+# ---------------------------------------------------------------- validation
 
 
-def _fill_defaults(validator_class):
-    """A validator that also writes schema defaults into the instance (as snakemake's validate does)."""
-    validate_properties = validator_class.VALIDATORS["properties"]
+@functools.cache
+def load_schema() -> dict:
+    """The JSON Schema of params files (workflow/schemas/params.schema.yaml)."""
+    if not SCHEMA_PATH.exists():
+        raise ParamsError(f"schema {SCHEMA_PATH} not found: msga runs from a checkout of the repository "
+                          "(pip install -e .), which holds workflow/schemas/")
+    return yaml.safe_load(SCHEMA_PATH.read_text())
 
-    def set_defaults(validator, properties, instance, schema):
+
+def _is_integer(checker, value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # 2.0 is not an integer here
+
+
+def _is_number(checker, value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _validator_class():
+    """Draft 2020-12 with strict integers and finite numbers, filling the schema's defaults in.
+
+    Defaults are written before a mapping's own properties are checked, so a default is
+    validated like a written value; the schema is the one place defaults live.
+    """
+    base = jsonschema.Draft202012Validator
+    types = base.TYPE_CHECKER.redefine_many({"integer": _is_integer, "number": _is_number})
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties_with_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
             for name, sub in properties.items():
                 if "default" in sub and name not in instance:
                     instance[name] = copy.deepcopy(sub["default"])
-        yield from validate_properties(validator, properties, instance, schema)
+        yield from check_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    return jsonschema.validators.extend(base, {"properties": properties_with_defaults}, type_checker=types)
 
 
-_Validator = _fill_defaults(jsonschema.Draft202012Validator)
+@functools.cache
+def _validator():
+    return _validator_class()(load_schema())
 
 
 def validate_params(params: dict, source: str = "params") -> dict:
-    """Validate against the schema and the cross-field rules; returns a defaults-filled copy."""
+    """The schema (defaults filled in), then the cross-field rules; returns a validated copy."""
     params = copy.deepcopy(params)
-    errors = sorted(_Validator(load_schema()).iter_errors(params), key=lambda e: list(e.absolute_path))
+    errors = sorted(_validator().iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"  {_key_of(e)}: {_describe(e)}" for e in errors[:10]]
-        raise ParamsError(f"{source} is invalid:\n" + "\n".join(lines))
-    check_cross_rules(params, source)
+        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
+        raise ParamsError(f"{source} is invalid:\n" + "\n".join(lines) + more)
+    problems = cross_field_problems(params)
+    if problems:
+        raise ParamsError(f"{source} is invalid:\n" + "\n".join(f"  {p}" for p in problems))
     return params
 
 
+def _key_of(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
+    value = error.instance
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
-        return f"{error.message}{hint}"
+        return error.message + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    if error.validator == "type" and isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a finite number"
+    if error.validator == "type" and error.validator_value == "integer" and isinstance(value, float) and value.is_integer():
+        return f"{value} is not of type 'integer' (write {int(value)}, without a decimal point)"
     return error.message
 
 
-def check_cross_rules(params: dict, source: str = "params") -> None:
-    """Rules JSON Schema cannot state: names that must exist, widths heads must divide."""
+def cross_field_problems(params: dict) -> list[str]:
+    """Rules JSON Schema cannot state: names that must exist, widths head counts must divide."""
     from msga.models import list_models
 
     registered = set(list_models())
@@ -123,16 +197,12 @@ def check_cross_rules(params: dict, source: str = "params") -> None:
         if name not in registered:
             problems.append(f"models.{name}: no such model; registered: {', '.join(sorted(registered))}")
     for exp, spec in params["experiments"].items():
-        names = spec["models"] if "models" in spec else [spec["model"]]
-        for name in names:
+        for name in spec["models"] if "models" in spec else [spec["model"]]:
             if name not in params["models"]:
-                problems.append(
-                    f"experiments.{exp}: model '{name}' has no entry under models "
-                    f"(known: {', '.join(params['models'])})"
-                )
+                problems.append(f"experiments.{exp}: model '{name}' has no entry under models "
+                                f"(known: {', '.join(params['models'])})")
     heads_spec = params["experiments"]["heads"]
-    arch = params["models"].get(heads_spec["model"], {})
-    if "heads" not in arch:
+    if "heads" not in params["models"].get(heads_spec["model"], {}):
         problems.append(f"experiments.heads.model: '{heads_spec['model']}' has no attention heads to sweep")
     for name, arch in params["models"].items():
         if "heads" in arch and "widths" in arch:
@@ -141,17 +211,17 @@ def check_cross_rules(params: dict, source: str = "params") -> None:
             bad = sorted({h for h in heads if width % h})
             if bad:
                 problems.append(
-                    f"models.{name}.widths[-1]: the attention width {width} is not divisible by "
-                    f"head count(s) {bad} (models.{name}.heads / experiments.heads.values); "
-                    f"pick a width divisible by all of them, e.g. 240 for 1..12"
-                )
-    for exp in ("batch_size",):
-        for b in params["experiments"][exp]["values"]:
-            if b < 2:
-                problems.append(f"experiments.{exp}.values: batch size {b} must be at least 2 (batch norm)")
-    problems += _recipe_problems(params)
-    if problems:
-        raise ParamsError(f"{source} is invalid:\n" + "\n".join(f"  {p}" for p in problems))
+                    f"models.{name}.widths[-1]: the attention width {width} is not divisible by head count(s) "
+                    f"{bad} (models.{name}.heads / experiments.heads.values); pick a width divisible by all of "
+                    "them, e.g. 240 for 1..12")
+        if "num_heads" in arch and "embed_dim" in arch:
+            for i, (dim, heads) in enumerate(zip(arch["embed_dim"], arch["num_heads"])):
+                if dim % heads:
+                    problems.append(f"models.{name}.embed_dim[{i}]: {dim} is not divisible by num_heads[{i}] = {heads}")
+    for b in params["experiments"]["batch_size"]["values"]:
+        if b < 2:
+            problems.append(f"experiments.batch_size.values: batch size {b} must be at least 2 (batch norm)")
+    return problems + _recipe_problems(params)
 
 
 def _recipe_problems(params: dict) -> list[str]:
@@ -165,6 +235,9 @@ def _recipe_problems(params: dict) -> list[str]:
         if recipe["warmup_epochs"] > recipe["epochs"]:
             problems.append(f"{where}: warmup_epochs ({recipe['warmup_epochs']}) exceeds epochs ({recipe['epochs']}): "
                             "the learning rate would never reach its peak; shorten the warmup")
+        if recipe["min_lr"] > recipe["lr"]:
+            problems.append(f"{where}: min_lr ({recipe['min_lr']}) exceeds lr ({recipe['lr']}): the cosine would "
+                            "rise instead of decay; lower min_lr")
     data = params["data"]
     n_train = 100 * data["synthetic"]["train_per_class"] if data["source"] == "synthetic" else CIFAR100_TRAIN_IMAGES
     batches = {"train.batch_size": [train["batch_size"]], "experiments.batch_size.values": params["experiments"]["batch_size"]["values"],
@@ -173,149 +246,149 @@ def _recipe_problems(params: dict) -> list[str]:
         too_big = [b for b in sizes if b > n_train]
         if too_big:
             problems.append(f"{where}: batch size {too_big} exceeds the {n_train} training images of data.source {data['source']}")
+    if data["source"] == "cifar100" and not data["md5"]:
+        problems.append("data.md5: the archive's md5 is needed (it identifies the data and is checked before "
+                        "anything is unpickled); run `md5sum` on your archive and set it")
     return problems
 
 
-# ---------------------------------------------------------------- overrides and variants
+# ---------------------------------------------------------------- one run
 
 
-def parse_set(items: list[str]) -> dict[str, Any]:
-    """`--set key=value` strings -> {dotted key: YAML-typed value}."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ParamsError(f"--set {item!r}: expected key=value, e.g. --set model.heads=4")
-        out[key.strip()] = _scalar(value)
-    return out
+def dataset(params: dict) -> dict:
+    """What the training data IS, by content: the archive's md5, or the fixture's recipe and its
+    generator's code. Its id names the data's folders, so different data never share a file."""
+    data = params["data"]
+    if data["source"] == "synthetic":
+        from msga.codedeps import SYNTHESIZE, code_hash
+
+        s = data["synthetic"]
+        generator = code_hash(SYNTHESIZE)
+        return {"id": f"synthetic-{s['train_per_class']}x{s['test_per_class']}-seed{s['seed']}-{generator[:8]}",
+                "source": "synthetic", **s, "generator": generator}
+    return {"id": f"cifar100-{data['md5'][:12]}", "source": "cifar100", "md5": data["md5"]}
 
 
-def _scalar(text: str) -> Any:
-    """YAML typing, plus floats like 8e-3 that YAML 1.1 would leave as strings."""
-    value = yaml.safe_load(text)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    return value
+def resolve_run(params: dict, run: Run | str, overrides: dict[str, Any] | None = None) -> dict:
+    """The complete configuration of one run: what its job trains and its metrics.json records.
+
+    `overrides` (dotted keys: model.*, train.*, noise.*) default to the run's own variant.
+    """
+    from msga.runs import variant_overrides
+
+    run = Run.parse(run) if isinstance(run, str) else run
+    if run.model not in params["models"]:
+        raise ParamsError(f"model '{run.model}' has no entry under models (known: {', '.join(params['models'])})")
+    overrides = variant_overrides(run.variant) if overrides is None else overrides
+    if overrides:  # params themselves were validated by the caller; overridden ones are checked again
+        params = _with_overrides(params, run.model, overrides)
+    per_model = params["train"]["per_model"].get(run.model, {})
+    train = {k: v for k, v in params["train"].items() if k != "per_model"} | per_model
+    return {
+        "run": run.id,
+        "model": {"name": run.model, **params["models"][run.model]},
+        "train": train,
+        "per_model_overrides": per_model,
+        "noise": dict(params["noise"]),
+        "data": dataset(params),
+        "seed": run.seed,
+        "overrides": dict(overrides),
+    }
 
 
-def format_value(value: Any) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def variant_name(overrides: dict[str, Any]) -> str:
-    """{dotted key: value} -> 'heads=4' (sorted, comma-joined) or 'base'."""
-    short = {dotted: short for short, dotted in VARIANT_KEYS.items()}
-    parts = []
-    for key in sorted(overrides):
-        if key not in short:
-            raise ParamsError(f"override {key}: not a sweepable key; known: {', '.join(VARIANT_KEYS.values())}")
-        parts.append(f"{short[key]}={format_value(overrides[key])}")
-    return ",".join(parts) or BASE_VARIANT
-
-
-def variant_overrides(variant: str) -> dict[str, Any]:
-    """'heads=4' -> {'model.heads': 4}; 'base' -> {}."""
-    if variant == BASE_VARIANT:
-        return {}
-    out = {}
-    for part in variant.split(","):
-        key, _, value = part.partition("=")
-        if key not in VARIANT_KEYS:
-            raise ParamsError(f"variant {variant!r}: unknown key {key!r}; known: {', '.join(VARIANT_KEYS)}")
-        out[VARIANT_KEYS[key]] = _scalar(value)
-    return out
-
-
-def apply_overrides(params: dict, model: str, overrides: dict[str, Any]) -> dict:
+def _with_overrides(params: dict, model: str, overrides: dict[str, Any]) -> dict:
     """Write run overrides (model.*, train.*, noise.*) into a copy of params and revalidate."""
     params = copy.deepcopy(params)
     for dotted, value in overrides.items():
         section, _, rest = dotted.partition(".")
         if section not in ("model", "train", "noise") or not rest:
-            raise ParamsError(f"--set {dotted}: keys start with model., train. or noise. (e.g. model.heads)")
+            raise ParamsError(f"override {dotted}: keys start with model., train. or noise. (e.g. model.heads)")
         node = params["models"][model] if section == "model" else params[section]
         *parents, leaf = rest.split(".")
         for p in parents:
             if not isinstance(node.get(p), dict):
-                raise ParamsError(f"--set {dotted}: {p} is not a section")
+                raise ParamsError(f"override {dotted}: {p} is not a section")
             node = node[p]
         node[leaf] = value
     return validate_params(params, source=f"params with overrides {overrides}")
-
-
-def resolve_run(params: dict, model: str, overrides: dict[str, Any], seed: int) -> dict:
-    """The full configuration of one run: what the trainer uses and metrics.json records."""
-    if model not in params["models"]:
-        raise ParamsError(f"model '{model}' has no entry under models (known: {', '.join(params['models'])})")
-    params = apply_overrides(params, model, overrides)
-    train = {k: v for k, v in params["train"].items() if k != "per_model"}
-    per_model = params["train"]["per_model"].get(model, {})
-    train.update(per_model)
-    return {
-        "model": {"name": model, **params["models"][model]},
-        "train": train,
-        "per_model_overrides": per_model,
-        "noise": dict(params["noise"]),
-        "data": data_identity(params),
-        "seed": int(seed),
-        "overrides": dict(overrides),
-    }
-
-
-def data_identity(params: dict) -> dict:
-    """What determines the training data's content (so a change of it reruns training)."""
-    data = params["data"]
-    if data["source"] == "synthetic":
-        return {"source": "synthetic", **data["synthetic"]}
-    return {"source": "cifar100", "md5": data["md5"]}
 
 
 def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-# ---------------------------------------------------------------- the experiment grid
-
-
-@dataclass(frozen=True, order=True)
-class Run:
-    model: str
-    variant: str
-    seed: int
-
-    @property
-    def path(self) -> str:
-        return f"results/runs/{self.model}/{self.variant}/seed{self.seed}"
-
-
-def _canonical(params: dict, model: str, dotted: str, value: Any) -> dict[str, Any]:
-    """Drop an override equal to the default, so the sweep's default point IS the base run."""
-    default = resolve_run(params, model, {}, 0)
-    section, _, leaf = dotted.partition(".")
-    if default[section][leaf] == value:
-        return {}
-    return {dotted: value}
-
-
-def experiment_runs(params: dict) -> dict[str, list[Run]]:
-    """experiment name -> its runs; the same Run may appear in several experiments."""
-    exps = params["experiments"]
-    out: dict[str, list[Run]] = {}
-    for exp in ("table1", "ablation"):
-        out[exp] = [Run(m, BASE_VARIANT, s) for m in exps[exp]["models"] for s in exps[exp]["seeds"]]
-    for exp, short in SWEEPS.items():
-        spec = exps[exp]
-        runs = []
-        for value in spec["values"]:
-            overrides = _canonical(params, spec["model"], VARIANT_KEYS[short], value)
-            runs += [Run(spec["model"], variant_name(overrides), s) for s in spec["seeds"]]
-        out[exp] = runs
+def config_differences(recorded: dict, current: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configurations, as 'key: old -> new'."""
+    out = []
+    for key in sorted(set(recorded) | set(current), key=str):
+        old, new = recorded.get(key, "<absent>"), current.get(key, "<absent>")
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += config_differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            out.append(f"{prefix}{key}: {old!r} -> {new!r}")
     return out
 
 
-def all_runs(params: dict) -> list[Run]:
-    """Every distinct run of the grid, sorted."""
-    return sorted({run for runs in experiment_runs(params).values() for run in runs})
+# ---------------------------------------------------------------- the grid
+
+
+@dataclass
+class Grid:
+    """Every run of params' experiments, each resolved once."""
+
+    params: dict
+    experiments: dict[str, list[Run]] = field(default_factory=dict)  # the same Run may be in several
+    configs: dict[str, dict] = field(default_factory=dict)  # run id -> resolved configuration
+
+    @property
+    def runs(self) -> list[Run]:
+        return sorted({run for runs in self.experiments.values() for run in runs})
+
+    def shared(self) -> dict[str, list[str]]:
+        """Run id -> the experiments it serves, for runs that serve more than one."""
+        out: dict[str, list[str]] = {}
+        for exp, runs in self.experiments.items():
+            for run in runs:
+                out.setdefault(run.id, []).append(exp)
+        return {run: exps for run, exps in out.items() if len(exps) > 1}
+
+    def to_json(self) -> str:
+        return json.dumps({"params": self.params, "dataset": dataset(self.params),
+                           "experiments": {e: [r.id for r in runs] for e, runs in self.experiments.items()},
+                           "configs": self.configs}, sort_keys=True, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Grid:
+        raw = json.loads(text)
+        return cls(raw["params"], {e: [Run.parse(r) for r in ids] for e, ids in raw["experiments"].items()},
+                   raw["configs"])
+
+
+def build_grid(params: dict) -> Grid:
+    """Resolve every run of the experiments. A sweep value equal to the base configuration IS the
+    base run (one job serves Table 1 and the sweep's default point)."""
+    grid = Grid(params)
+    exps = params["experiments"]
+    base = {}  # model -> its base configuration
+
+    def add(exp: str, run: Run, config: dict) -> None:
+        grid.experiments.setdefault(exp, []).append(run)
+        grid.configs.setdefault(run.id, config)
+
+    for exp in MODEL_SETS:
+        for model in exps[exp]["models"]:
+            for seed in exps[exp]["seeds"]:
+                run = Run(model, BASE_VARIANT, seed)
+                add(exp, run, resolve_run(params, run, {}))
+    for exp, sweep in SWEEPS.items():
+        spec = exps[exp]
+        model = spec["model"]
+        if model not in base:
+            base[model] = resolve_run(params, Run(model, BASE_VARIANT, 0), {})
+        section, _, leaf = sweep.key.partition(".")
+        for value in spec["values"]:
+            overrides = {} if base[model][section][leaf] == value else {sweep.key: value}
+            for seed in spec["seeds"]:
+                run = Run(model, variant_name(overrides), seed)
+                add(exp, run, grid.configs.get(run.id) or resolve_run(params, run, overrides))
+    return grid

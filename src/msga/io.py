@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from msga.errors import Failure
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -34,7 +36,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-class WriteFailed(RuntimeError):
+class WriteFailed(Failure):
     """An output could not be written (a full disk, a read-only folder); the old file is intact."""
 
     def __init__(self, path: Path, err: BaseException):

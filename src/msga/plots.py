@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from msga.evaluate import HEADLINE, LABELS  # noqa: E402
+from msga.experiments import SWEEPS  # noqa: E402
+from msga.metrics import HEADLINE, LABELS  # noqa: E402
 from msga.io import atomic_output  # noqa: E402
 
 
@@ -90,8 +91,8 @@ def ablation_plot(abl: pd.DataFrame, path: Path) -> None:
 def draw_all(frames: dict, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     table1_bars(frames["table1.csv"], folder / "table1.png")
-    sweep_plot(frames["plots/heads.csv"], "heads", ["recall"], "Figure 2: attention heads vs Recall", folder / "fig2_heads_recall.png")
-    sweep_plot(frames["plots/batch_size.csv"], "batch_size", list(HEADLINE), "Figure 3: batch size", folder / "fig3_batch_size.png", log_x=True)
-    sweep_plot(frames["plots/noise.csv"], "sigma", list(HEADLINE), "Figure 4: Gaussian noise sigma", folder / "fig4_noise.png")
+    for exp, sweep in SWEEPS.items():
+        sweep_plot(frames[f"plots/{exp}.csv"], sweep.column, list(sweep.metrics), sweep.title, folder / sweep.figure,
+                   log_x=sweep.column == "batch_size")
     curves_plot(frames["plots/curves.csv"], folder / "curves.png")
     ablation_plot(frames["ablation.csv"], folder / "ablation.png")

@@ -6,23 +6,38 @@ it and nbconvert turns it into one self-contained HTML file without code cells.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 from IPython.display import HTML, Image, Markdown
 
-from msga.config import load_params
-from msga.evaluate import HEADLINE, LABELS
+from msga.errors import Failure
 from msga.io import atomic_output
+from msga.metrics import HEADLINE, LABELS
 
+
+class ReportInputMissing(Failure):
+    pass
 
 
 def _csv(reports: str | Path, name: str) -> pd.DataFrame:
+    """An aggregate table; a missing or empty file is an error, never an empty table in the report."""
     path = Path(reports) / name
     try:
         return pd.read_csv(path)
-    except (FileNotFoundError, pd.errors.EmptyDataError):
-        return pd.DataFrame()
+    except FileNotFoundError:
+        raise ReportInputMissing(f"{path} is missing: run `msga aggregate` (or `snakemake`) before the report") from None
+    except pd.errors.EmptyDataError:
+        raise ReportInputMissing(f"{path} is empty (a damaged aggregate): run `msga aggregate` again") from None
+
+
+def _context(reports: str | Path) -> dict:
+    path = Path(reports) / "context.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReportInputMissing(f"{path} is missing: run `msga aggregate` (or `snakemake`) before the report") from None
 
 
 def _pm(mean: float, std: float, ci: float) -> str:
@@ -33,39 +48,44 @@ def _pm(mean: float, std: float, ci: float) -> str:
     return f"{mean:.4f} ± {std:.4f} (95% CI ± {ci:.4f})"
 
 
-def title(params_files: list[str]) -> Markdown:
-    params = load_params(params_files)
+def title(reports: str | Path) -> Markdown:
     text = "# Replication: joint multi-scale convolution and global attention on CIFAR-100\n"
-    if params["data"]["source"] == "synthetic":
+    if _context(reports)["dataset"].get("source") == "synthetic":
         text += ("\n> **These results come from the SYNTHETIC offline fixture, not from CIFAR-100.** "
                  "They show that the pipeline runs end to end; they say nothing about the paper's claims.\n")
     return Markdown(text)
 
 
-def overview(reports: str | Path, params_files: list[str]) -> Markdown:
-    """What was run: dataset, recipe, hardware, versions, seeds, wall time."""
-    params = load_params(params_files)
-    runs = _csv(reports, "runs.csv")
-    train, data = params["train"], params["data"]
-    dataset = ("synthetic CIFAR-100-format fixture "
-               f"({data['synthetic']['train_per_class']}/{data['synthetic']['test_per_class']} images per class, seed {data['synthetic']['seed']})"
-               if data["source"] == "synthetic" else f"CIFAR-100 (archive md5 {data['md5']}): 50,000 train / 10,000 test images")
-    lines = [
-        "## What was run",
-        f"- **Dataset**: {dataset}; the test set is used once per epoch for the curves and once at the end for the metrics.",
-        f"- **Recipe (one for all models)**: {train['optimizer']}, peak lr {train['lr']:g} per 256 images "
-        f"({train['lr_scaling']} scaling with batch size), {train['warmup_epochs']:g} warmup epochs then cosine to "
-        f"{train['min_lr']:g}, weight decay {train['weight_decay']:g}, label smoothing {train['label_smoothing']:g}, "
-        f"gradient clipping {train['grad_clip']:g}, {train['epochs']} epochs, batch size {train['batch_size']}, "
-        f"augmentation {'random crop (pad 4) + horizontal flip' if train['augment'] else 'none'}. "
-        f"Per-model overrides: {train['per_model'] or 'none'}.",
-        f"- **Noise level**: read as additive Gaussian pixel noise of std sigma (in [0, 1] pixel units) on train "
-        f"and test images, clamped to valid pixels; the paper does not define it. Default sigma = {params['noise']['sigma']:g}.",
-    ]
+def _recipe(r: dict) -> str:
+    return (f"{r['optimizer']}, peak lr {r['lr']:g} per 256 images ({r['lr_scaling']} scaling with batch size), "
+            f"{r['warmup_epochs']:g} warmup epochs then cosine to {r['min_lr']:g}, weight decay {r['weight_decay']:g}, "
+            f"label smoothing {r['label_smoothing']:g}, gradient clipping {r['grad_clip']:g}, {r['epochs']} epochs, "
+            f"batch size {r['batch_size']}, augmentation "
+            f"{'random crop (pad 4) + horizontal flip' if r['augment'] else 'none'}")
+
+
+def overview(reports: str | Path) -> Markdown:
+    """What was run, as the runs recorded it: dataset, recipe per model, hardware, versions, seeds, time."""
+    ctx, runs = _context(reports), _csv(reports, "runs.csv")
+    data = ctx["dataset"]
+    dataset = (f"synthetic CIFAR-100-format fixture ({data['train_per_class']}/{data['test_per_class']} images per "
+               f"class, seed {data['seed']})" if data.get("source") == "synthetic"
+               else f"CIFAR-100 (archive md5 {data.get('md5')}): 50,000 train / 10,000 test images")
+    lines = ["## What was run",
+             f"- **Dataset**: {dataset}; the test set is used once per epoch for the curves and for the final metrics."]
     if not runs.empty:
         uniq = runs.drop_duplicates(subset=["model", "variant", "seed"])
+        base = uniq[uniq["variant"] == "base"]
+        recipes: dict[str, list[str]] = {}
+        for r in base.drop_duplicates(subset=["model"]).to_dict("records"):
+            recipes.setdefault(_recipe(r), []).append(r["model"])
+        for recipe, models in recipes.items():
+            lines.append(f"- **Recipe of {', '.join(models)}** (as the runs recorded it): {recipe}.")
         lines += [
-            f"- **Runs**: {len(uniq)} distinct training runs; seeds {sorted(uniq['seed'].unique().tolist())}.",
+            "- **Noise level**: read as additive Gaussian pixel noise of std sigma (in [0, 1] pixel units) on train "
+            "and test images, clamped to valid pixels; the paper does not define it.",
+            f"- **Runs**: {len(uniq)} of the {ctx['runs_expected']} distinct training runs of the grid; seeds "
+            f"{sorted(uniq['seed'].unique().tolist())}.",
             f"- **Hardware**: {', '.join(sorted(uniq['device'].dropna().unique()))}.",
             f"- **Software**: torch {', '.join(sorted(uniq['torch'].dropna().astype(str).unique()))}; "
             f"code {', '.join(sorted(uniq['git_commit'].dropna().astype(str).unique()))[:120]}.",
@@ -75,13 +95,17 @@ def overview(reports: str | Path, params_files: list[str]) -> Markdown:
     return Markdown("\n".join(lines))
 
 
-def missing(reports: str | Path) -> Markdown:
-    df = _csv(reports, "missing.csv")
+def problems(reports: str | Path) -> Markdown:
+    df = _csv(reports, "problems.csv")
     if df.empty:
-        return Markdown("All runs of the grid finished.")
-    reasons = "\n".join(f"- {r}" for r in df["reason"].unique())
-    return Markdown(f"## Missing runs\n\n**{df[['model', 'variant', 'seed']].drop_duplicates().shape[0]} runs "
-                    f"are missing**; the tables below use the runs that finished.\n\n{reasons}")
+        return Markdown("All runs of the grid finished, each with the configuration the grid gives it.")
+    counts = df["status"].value_counts()
+    head = "; ".join(f"**{n} {status}**" for status, n in counts.items())
+    reasons = "\n".join(f"- {r}" for r in df["reason"])
+    stale = ("\n\nA **stale** run was trained with another configuration than the grid now gives; it is left out "
+             "of every table until it is trained again." if "stale" in counts else "")
+    return Markdown(f"## Runs not in the tables\n\n{head}: the tables below use only the finished, current "
+                    f"runs.{stale}\n\n{reasons}")
 
 
 def table1(reports: str | Path) -> HTML:
@@ -108,7 +132,7 @@ def figure(reports: str | Path, name: str) -> Image | Markdown:
 
 
 def audit(reports: str | Path) -> HTML:
-    df = _csv(reports, "audit.csv")
+    df = _csv(reports, "claims.csv")
     colors = {"held": "#d9f2d9", "not held": "#f9d6d5", "not tested": "#eeeeee"}
     body = "".join(
         f"<tr style='background:{colors.get(r['verdict'], '#fff')}'><td>{r['claim']}</td><td><b>{r['verdict']}</b></td>"
@@ -126,21 +150,22 @@ def table(reports: str | Path, name: str, caption: str) -> HTML:
     return HTML(f"<h3>{caption}</h3>" + df.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
-def limits(params_files: list[str], reports: str | Path | None = None) -> Markdown:
-    params = load_params(params_files)
-    costs = _csv(reports, "costs.csv") if reports is not None else pd.DataFrame()
+def limits(reports: str | Path) -> Markdown:
+    ctx, runs, costs = _context(reports), _csv(reports, "runs.csv"), _csv(reports, "costs.csv")
+    epochs = sorted(runs["epochs"].dropna().astype(int).unique().tolist()) if not runs.empty else []
     lines = [
         "## Limits of this replication",
         "- The paper gives no architecture details beyond Eq. 1-3 and no training recipe; the msga model, "
         "the baseline sizes and the recipe here are our choices (documented in `params.yaml` and "
         "`src/msga/models/msga.py`). Baselines are sized to within 2x of msga's parameters, so Table 1 "
-        "compares architectures at equal size, which the paper may not have done.",
-        f"- Training budget: {params['train']['epochs']} epochs per run, far below the 200-300 epochs of "
-        "published CIFAR-100 results (ResNet-18: 75.6%, CCT-7/3x1: 80.9% top-1); absolute numbers are "
-        "therefore lower than a long schedule would give, while the comparisons use one budget for all.",
+        "compares architectures at similar size, which the paper may not have done.",
+        f"- Training budget: {', '.join(map(str, epochs)) or 'no'} epochs per run (as the runs recorded it). Published "
+        "CIFAR-100 results from scratch train for 200-300 epochs (ResNet-18: 75.6% top-1 after 200 epochs, "
+        "weiaicunzai/pytorch-cifar100; CCT-7/3x1: 80.9% after 300, SHI-Labs/Compact-Transformers); absolute numbers "
+        "here are lower where the budget is shorter, while the comparisons use one budget for all.",
         "- The paper reports ACC 0.81-0.89 on CIFAR-100 for all five models, above published results for "
         "models of these kinds trained from scratch; and its Recall differs from its ACC in every row, which "
-        "a balanced test set rules out (see the audit).",
+        "macro recall over CIFAR-100's class-balanced test set rules out (see the claims).",
         "- The noise level is our interpretation (additive Gaussian pixel noise on train and test images).",
     ]
     if not costs.empty and "msga" in set(costs["model"]):
@@ -148,22 +173,25 @@ def limits(params_files: list[str], reports: str | Path | None = None) -> Markdo
         ratios = ", ".join(f"{m}: {flops['msga'] / f:.1f}x" for m, f in flops.items() if m != "msga" and f)
         lines.append(f"- Sizes are matched by parameters, not compute: msga's forward FLOPs per image relative to "
                      f"each other model are {ratios}. A gain of msga may partly be a gain of compute.")
-    if params["data"]["source"] == "synthetic":
+    if ctx["dataset"].get("source") == "synthetic":
         lines.append("- **This report was produced on the synthetic fixture: its numbers are not CIFAR-100 results.**")
     return Markdown("\n".join(lines))
 
 
-def render(params_files: list[str], reports: str | Path, notebook: str | Path) -> Path:
+def render(reports: str | Path, notebook: str | Path) -> Path:
     """papermill executes the notebook into reports/replication.ipynb; nbconvert makes the HTML."""
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
 
     reports = Path(reports).resolve()
+    for name in ("context.json", "runs.csv", "table1.csv", "claims.csv", "problems.csv"):  # fail before executing
+        if not (reports / name).is_file():
+            raise ReportInputMissing(f"{reports / name} is missing: run `msga aggregate` (or `snakemake`) first")
     executed = reports / "replication.ipynb"
     with atomic_output(executed) as tmp:
         papermill.execute_notebook(
-            str(notebook), str(tmp), parameters={"reports": str(reports), "params": [str(Path(p).resolve()) for p in params_files]},
+            str(notebook), str(tmp), parameters={"reports": str(reports)},
             kernel_name="python3", progress_bar=False, cwd=str(reports.parent), language="python",
         )
     nb = nbformat.read(executed, as_version=4)

@@ -27,10 +27,12 @@ from tqdm import tqdm
 from msga import provenance
 from msga.config import config_hash
 from msga.data.loader import DeviceData, channel_stats
-from msga.evaluate import HEADLINE, compute_metrics
+from msga.errors import Failure
 from msga.io import atomic_output, write_json_atomic, write_text_atomic
+from msga.metrics import HEADLINE
 from msga.models import build_model
 from msga.models.cost import count_params, forward_flops
+from msga.runfiles import PROGRESS
 
 log = logging.getLogger("msga.train")
 
@@ -38,8 +40,24 @@ CHECKPOINT = "checkpoint.pt"
 DIGEST_BYTES = 32  # the SHA-256 trailer of a checkpoint file
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(Failure):
     pass
+
+
+class WrongData(Failure):
+    """The packed data is not the data the run's configuration names."""
+
+
+def check_data(config: dict, data: dict, path: str) -> None:
+    """The run trains only on the data its configuration names: same dataset id, and for CIFAR-100
+    the archive md5 it was packed from."""
+    want, have = config["data"], data["dataset"]
+    if have["id"] != want["id"] or ("md5" in want and have["archive_md5"] != want["md5"]):
+        raise WrongData(
+            f"{config['run']}: {path} holds dataset {have['id']} (archive md5 {have['archive_md5']}), but the run's "
+            f"configuration names {want['id']}{' (md5 ' + want['md5'] + ')' if 'md5' in want else ''}. Nothing "
+            "was trained. Build that data with `snakemake data` and pass its packed file."
+        )
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -92,14 +110,17 @@ def make_optimizer(model: nn.Module, train: dict, lr: float) -> torch.optim.Opti
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: DeviceData, batch_size: int, autocast: bool) -> torch.Tensor:
-    """Softmax probabilities of the whole split, float32 on the device. (N, C)"""
+def predict(model: nn.Module, data: DeviceData, batch_size: int) -> torch.Tensor:
+    """Softmax probabilities of the whole split, float32 on the device. (N, C)
+
+    In float32 throughout, not under bf16 autocast: bf16 logits keep 8 bits of mantissa, which
+    ties the top classes of some images and coarsens the ranking the AUC is computed from.
+    """
     model.eval()
     out = []
     for x, _ in data.eval_batches(batch_size):
         x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=autocast):
-            out.append(model(x).float().softmax(dim=-1))
+        out.append(model(x).float().softmax(dim=-1))
     model.train()
     return torch.cat(out)
 
@@ -119,8 +140,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
             f.write(hashlib.sha256(payload).digest())
 
 
-def load_checkpoint(path: Path, expected_hash: str, run: str) -> dict | None:
-    """The checkpoint of this very configuration, or None (absent, stale or unreadable)."""
+def load_checkpoint(path: Path, expected_hash: str, run: str, archive_md5: str | None = None) -> dict | None:
+    """The checkpoint of this very configuration and data, or None (absent, stale or unreadable)."""
     if not path.exists():
         return None
     try:
@@ -135,12 +156,19 @@ def load_checkpoint(path: Path, expected_hash: str, run: str) -> dict | None:
     if not isinstance(state, dict) or state.get("config_hash") != expected_hash:
         log.warning("%s: checkpoint %s belongs to another configuration; starting from scratch", run, path)
         return None
+    if archive_md5 is not None and state.get("archive_md5") != archive_md5:
+        log.warning("%s: checkpoint %s was trained on other data (archive md5 %s, now %s); starting from scratch",
+                    run, path, state.get("archive_md5"), archive_md5)
+        return None
     return state
 
 
-def train_run(config: dict, data: dict, out_dir: str | Path, device: torch.device, run: str) -> dict:
+def train_run(config: dict, data: dict, out_dir: str | Path, device: torch.device, data_path: str = "the data") -> dict:
     """Train and evaluate one run; writes history.jsonl, predictions.npz, metrics.json into out_dir."""
     started = time.perf_counter()
+    run = config["run"]
+    check_data(config, data, data_path)
+    archive_md5 = data["dataset"]["archive_md5"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     train, seed, sigma = config["train"], config["seed"], config["noise"]["sigma"]
@@ -172,7 +200,7 @@ def train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devic
     history: list[dict] = []
     start_epoch = 0
     ckpt_path = out_dir / CHECKPOINT
-    state = load_checkpoint(ckpt_path, chash, run)
+    state = load_checkpoint(ckpt_path, chash, run, archive_md5)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -217,7 +245,7 @@ def train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devic
                 f"{run}: non-finite training loss at epoch {epoch + 1}, step {int(bad_step) + 1} of "
                 f"{steps_per_epoch} (lr {peak:g} peak); lower train.lr or check the data. No metrics were written."
             )
-        probs = predict(step_fn, test_set, train["eval_batch_size"], cuda)
+        probs = predict(step_fn, test_set, train["eval_batch_size"])
         test_acc = float((probs.argmax(dim=-1) == test_set.labels).float().mean())
         record = {
             "epoch": epoch + 1,
@@ -230,12 +258,18 @@ def train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devic
         }
         history.append(record)
         save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                    "epoch": epoch + 1, "history": history, "config_hash": chash})
+                                    "epoch": epoch + 1, "history": history, "config_hash": chash,
+                                    "archive_md5": archive_md5})
+        write_json_atomic(out_dir / PROGRESS, {"epoch": epoch + 1, "epochs": train["epochs"],
+                                               "seconds": sum(r["seconds"] for r in history), "time": time.time()})
         log.info("%s epoch %d/%d loss %.4f train_acc %.4f test_acc %.4f lr %.2e %.1fs %.0f img/s",
                  run, epoch + 1, train["epochs"], record["train_loss"], record["train_acc"], test_acc,
                  lr, train_seconds, record["images_per_s"])
 
-    probs = predict(step_fn, test_set, train["eval_batch_size"], cuda)
+    if start_epoch == train["epochs"]:  # resumed after the last epoch: the loop made no predictions
+        probs = predict(step_fn, test_set, train["eval_batch_size"])
+    from msga.evaluate import compute_metrics  # torchmetrics: imported once training is done
+
     metrics = compute_metrics(probs, test_set.labels)
     labels = test_set.labels.cpu().numpy()
     with atomic_output(out_dir / "predictions.npz") as tmp:
@@ -250,6 +284,7 @@ def train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devic
         "confusion_matrix": metrics["confusion_matrix"],
         "config": config,
         "config_hash": chash,
+        "data": dict(data["dataset"]),
         "params": n_params,
         "flops_per_image": flops,
         "train_seconds": train_time,
@@ -263,4 +298,5 @@ def train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devic
     }
     write_json_atomic(out_dir / "metrics.json", result)  # last: its presence means the run finished
     ckpt_path.unlink(missing_ok=True)
+    (out_dir / PROGRESS).unlink(missing_ok=True)
     return result

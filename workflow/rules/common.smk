@@ -1,32 +1,28 @@
-# Helpers of the DAG: validation, the experiment grid as run ids, and input functions.
-import hashlib
+# Helpers of the DAG: params validated once, the grid resolved once, content keys, input functions.
 import json
 import sys
+from functools import cache
 from pathlib import Path
 
-from snakemake.utils import validate
-
-from msga.config import (
-    VARIANT_KEYS,
-    all_runs,
-    data_identity,
-    format_value,
-    resolve_run,
-    validate_params,
-    variant_overrides,
-)
+from msga import codedeps
+from msga.config import build_grid, config_hash, dataset, merge, read_yaml, resolve_run, typed, validate_params
+from msga.experiments import VARIANT_KEYS
+from msga.io import write_text_atomic
 from msga.models import list_models
+from msga.runs import PATTERN, Run
 
-# msga's validation first: one short message per broken key, cross-field rules included. Then
-# Snakemake's own, which also writes the schema's defaults into `config`.
-PARAMS = validate_params(config, source="params (params.yaml merged with any --configfile)")
-validate(config, schema="../schemas/params.schema.yaml")
+# Snakemake's own YAML reading keeps the last of two equal keys and expands aliases without
+# limit: every params file it merged is read again, strictly, so such a file fails here, named.
+for _file in [*workflow.configfiles, *getattr(workflow, "overwrite_configfiles", [])]:
+    read_yaml(_file)
 
-# The files Snakemake merged into `config`, in merge order (the configfile directive first, then
-# each --configfile), passed on so every job resolves exactly the same params.
-_CLI_CONFIGFILES = [str(f) for f in workflow.overwrite_configfiles]
-CONFIGFILES = [str(f) for f in workflow.configfiles if str(f) not in _CLI_CONFIGFILES] + _CLI_CONFIGFILES
-PARAMS_ARGS = " ".join(f"--params {f}" for f in CONFIGFILES)
+# The one validation (schema with its defaults, then the cross-field rules) and the one resolution
+# of every run. Everything below, and every job, derives from these.
+_CLI_CONFIG = typed(dict(workflow.config_settings.config))  # --config, whose nested values Snakemake leaves as text
+PARAMS = validate_params(merge(config, _CLI_CONFIG), source="params (params.yaml + any --configfile and --config)")
+GRID = build_grid(PARAMS)
+DATASET = dataset(PARAMS)
+
 
 # A lock left in .snakemake/locks means another Snakemake is running here, or one was killed:
 # Snakemake's lock files hold no process id, so it cannot tell which. Beside a running one, a
@@ -41,74 +37,74 @@ if any(Path(".snakemake/locks").glob("*.lock")):
         file=sys.stderr,
     )
 
-RUNS = all_runs(PARAMS)
-RUN_DIRS = [run.path for run in RUNS]
-PACKED = "data/cifar100.pt"
-RAW = "data/raw/cifar-100-python"
-SYNTHETIC = "data/synthetic/cifar-100-python.tar.gz"
+
+wildcard_constraints:
+    model="|".join(list_models()),
+    variant="base|(" + "|".join(VARIANT_KEYS) + ")=[^/,]+(,(" + "|".join(VARIANT_KEYS) + ")=[^/,]+)*",
+    seed=r"\d+",
 
 
-
-def code_version(*patterns):
-    """A hash of the package code a rule runs. As a rule param, a change to that code reruns the
-    rule (Snakemake's own code trigger sees only rule bodies); the DVC stages list the same deps."""
-    files = sorted(p for pattern in patterns for p in Path("src/msga").glob(pattern))
-    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()[:16]
+# Staleness is decided by content, never by file times (profiles/default drops the mtime trigger):
+# every rule carries as params what its outputs depend on (configuration, data identity, code
+# hashes). A DVC checkout or pull, a copy or a move of the repository rewrites file times; none
+# of them retrains anything.
 
 
-TRAIN_CODE = code_version("train.py", "evaluate.py", "data/loader.py", "models/*.py")
-AGGREGATE_CODE = code_version("aggregate.py", "plots.py")
-REPORT_CODE = code_version("report.py")
+def code(files):
+    return codedeps.code_hash(tuple(files))
 
 
-# What the wildcards of a run path may be: a registered model, 'base' or key=value overrides.
-MODEL_PATTERN = "|".join(list_models())
-_OVERRIDE = "(" + "|".join(VARIANT_KEYS) + ")=[^/,]+"
-VARIANT_PATTERN = f"base|{_OVERRIDE}(,{_OVERRIDE})*"
-
-
-def run_outputs(name):
-    """Every run's file `name` (metrics.json, history.jsonl)."""
-    return [f"{d}/{name}" for d in RUN_DIRS]
+def content_key(*parts) -> str:
+    return config_hash(list(parts))
 
 
 # ---------------------------------------------------------------- data
 
 
-def tarball_folder(wildcards, output):
-    return str(Path(output.tarball).parent)
+def extraction_folder(wildcards, output) -> str:
+    return str(Path(output[0]).parents[1])  # the folder that receives cifar-100-python/
 
 
-def fetch_input(wildcards):
-    data = PARAMS["data"]
-    if data["source"] == "synthetic":
-        return {"tarball": SYNTHETIC}
-    if data["tarball"]:
-        return {"tarball": data["tarball"]}
-    return {}
+def extracted_root(wildcards, input) -> str:
+    return str(Path(input.raw[0]).parents[1])
 
 
-def fetch_args(wildcards, input):
-    data = PARAMS["data"]
-    if "tarball" in input.keys():
-        md5 = "" if data["source"] == "synthetic" else f" --md5 {data['md5']}"  # the fixture's .md5 sits beside it
-        return f"--tarball {input.tarball}{md5}"
-    return f"--url {data['url']} --md5 {data['md5']} --timeout {data['timeout']} --retries {data['retries']}"
+# ---------------------------------------------------------------- runs
 
 
-# ---------------------------------------------------------------- training
+def run_outputs(name):
+    """Every run's file `name` (metrics.json, history.jsonl)."""
+    return [f"{run.folder()}/{name}" for run in GRID.runs]
 
 
-def run_config_json(wildcards):
-    """The resolved configuration of a run, passed as a param so a change reruns that run only."""
-    config_ = resolve_run(PARAMS, wildcards.model, variant_overrides(wildcards.variant), int(wildcards.seed))
-    return json.dumps(config_, sort_keys=True)
+@cache
+def _run_config(model, variant, seed) -> dict:
+    run = Run(model, variant, int(seed))
+    # a run outside the grid, asked for by its path, is resolved from its variant the same way
+    return GRID.configs.get(run.id) or resolve_run(PARAMS, run)
 
 
-def train_args(wildcards):
-    sets = " ".join(
-        f"--set {key}={format_value(value)}"
-        for key, value in sorted(variant_overrides(wildcards.variant).items())
-    )
-    run = f"{wildcards.model}/{wildcards.variant}/seed{wildcards.seed}"
-    return f"{PARAMS_ARGS} --model {wildcards.model} --seed {wildcards.seed} {sets} --run {run}"
+def run_config_json(wildcards) -> str:
+    return json.dumps(_run_config(wildcards.model, wildcards.variant, wildcards.seed), indent=1, sort_keys=True) + "\n"
+
+
+def run_config_key(wildcards) -> str:
+    return config_hash(_run_config(wildcards.model, wildcards.variant, wildcards.seed))
+
+
+@cache
+def _run_code(model) -> str:
+    return code(codedeps.run_files(model))
+
+
+def run_code(wildcards) -> str:
+    return _run_code(wildcards.model)
+
+
+def run_folder(wildcards, output) -> str:
+    return str(Path(output.metrics).parent)
+
+
+# What every result of the grid depends on: each run's configuration and code. A change to
+# either reruns the aggregation and the report even when it happened in an earlier invocation.
+RESULTS_KEY = content_key(GRID.configs, sorted({_run_code(run.model) for run in GRID.runs}))

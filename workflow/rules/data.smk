@@ -1,48 +1,136 @@
-# Data: (synthetic fixture ->) download or local tarball -> md5 -> safe extract -> packed tensors.
+# Data, one rule a step: obtain the archive (download, a local tarball, or the synthesized
+# fixture) -> verify its md5 -> extract -> pack. Each dataset has its own files, named by its id
+# (its content: the archive md5, or the fixture's recipe and generator), so the demo and the real
+# data never share a file and switching between them rebuilds and retrains exactly what differs.
+# A change to the code of a step reruns it and what follows, training included (the data may have
+# changed); obtaining the archive is not rerun for code, its content is pinned by the md5.
+
+DATA_ID = DATASET["id"]
+ARCHIVE = f"data/archives/{DATA_ID}.tar.gz"
+ARCHIVE_MD5 = f"{ARCHIVE}.md5"
+WORK = f"data/work/{DATA_ID}"
+VERIFIED = f"{WORK}/verified.json"
+RAW = [f"{WORK}/cifar-100-python/{member}" for member in ("train", "test", "meta")]
+PACKED = f"data/packed/{DATA_ID}.pt"
 
 
-rule synthesize:
-    output:
-        tarball=SYNTHETIC,
-        md5=f"{SYNTHETIC}.md5",
-    params:
-        out=tarball_folder,
-        **PARAMS["data"]["synthetic"],
-    conda:
-        "../envs/msga.yaml"
-    log:
-        "logs/data/synthesize.log",
-    shell:
-        "msga synth --out {params.out} --train-per-class {params.train_per_class}"
-        " --test-per-class {params.test_per_class} --seed {params.seed} > {log} 2>&1"
+if DATASET["source"] == "synthetic":
+
+    rule synthesize:
+        output:
+            archive=ARCHIVE,
+            md5=ARCHIVE_MD5,
+        params:
+            sizes=PARAMS["data"]["synthetic"],
+            code=code(codedeps.SYNTHESIZE),
+        conda:
+            "../envs/msga.yaml"
+        log:
+            "logs/data/synthesize.log",
+        shell:
+            "msga synth --out {output.archive:q} --train-per-class {params.sizes[train_per_class]}"
+            " --test-per-class {params.sizes[test_per_class]} --seed {params.sizes[seed]} > {log:q} 2>&1"
+
+else:
+
+    rule expected_md5:
+        output:
+            ARCHIVE_MD5,
+        params:
+            md5=DATASET["md5"],
+        localrule: True
+        log:
+            "logs/data/expected_md5.log",
+        run:
+            write_text_atomic(output[0], f"{params.md5}  {DATA_ID}.tar.gz\n")
+
+    if PARAMS["data"]["tarball"]:
+
+        rule import_tarball:
+            input:
+                tarball=PARAMS["data"]["tarball"],
+            output:
+                ARCHIVE,
+            params:
+                md5=DATASET["md5"],
+            conda:
+                "../envs/msga.yaml"
+            log:
+                "logs/data/import_tarball.log",
+            shell:
+                "msga download --source {input.tarball:q} --md5 {params.md5:q} --out {output:q} > {log:q} 2>&1"
+
+    else:
+
+        rule download:
+            output:
+                ARCHIVE,
+            params:
+                url=PARAMS["data"]["url"],
+                md5=DATASET["md5"],
+                timeout=PARAMS["data"]["timeout"],
+                retries=PARAMS["data"]["retries"],
+            conda:
+                "../envs/msga.yaml"
+            log:
+                "logs/data/download.log",
+            shell:
+                "msga download --source {params.url:q} --md5 {params.md5:q} --timeout {params.timeout}"
+                " --retries {params.retries} --out {output:q} > {log:q} 2>&1"
 
 
-rule fetch:
+rule verify:
     input:
-        unpack(fetch_input),
+        archive=ARCHIVE,
+        md5=ARCHIVE_MD5,
     output:
-        train=f"{RAW}/train",
-        test=f"{RAW}/test",
-        meta=f"{RAW}/meta",
+        temp(VERIFIED),
     params:
-        args=fetch_args,
-        data=data_identity(PARAMS),
+        code=code(codedeps.VERIFY),
     conda:
         "../envs/msga.yaml"
     log:
-        "logs/data/fetch.log",
+        "logs/data/verify.log",
     shell:
-        "msga fetch --out data/raw {params.args} > {log} 2>&1"
+        "msga verify --archive {input.archive:q} --md5-file {input.md5:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule extract:
+    input:
+        archive=ARCHIVE,
+        verified=VERIFIED,
+    output:
+        temp(RAW),
+    params:
+        out=extraction_folder,
+        code=code(codedeps.EXTRACT),
+    conda:
+        "../envs/msga.yaml"
+    log:
+        "logs/data/extract.log",
+    shell:
+        "msga extract --archive {input.archive:q} --verified {input.verified:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule pack:
     input:
-        rules.fetch.output,
+        raw=RAW,
+        verified=VERIFIED,
     output:
         PACKED,
+    params:
+        root=extracted_root,
+        dataset=DATA_ID,
+        code=code(codedeps.PACK),
     conda:
         "../envs/msga.yaml"
     log:
         "logs/data/pack.log",
     shell:
-        "msga pack --root data/raw --out {output} > {log} 2>&1"
+        "msga pack --root {params.root:q} --verified {input.verified:q} --dataset {params.dataset:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+rule data:
+    input:
+        PACKED,

@@ -1,53 +1,57 @@
-# Aggregation of every run into tables and figures, then the papermill report.
+# The resolved grid, the aggregation of every run into tables and figures, then the papermill report.
+from msga import outputs
 
-AGGREGATES = [
-    "reports/table1.csv",
-    "reports/ablation.csv",
-    "reports/costs.csv",
-    "reports/audit.csv",
-    "reports/runs.csv",
-    "reports/missing.csv",
-    "reports/plots/heads.csv",
-    "reports/plots/batch_size.csv",
-    "reports/plots/noise.csv",
-    "reports/plots/curves.csv",
-    "reports/metrics.json",
-]
+AGGREGATES = outputs.aggregate_outputs()
+PAPER = "workflow/resources/paper_table1.csv"
+NOTEBOOK = "workflow/notebooks/replication.ipynb"
+
+
+rule grid:
+    output:
+        outputs.GRID,
+    params:
+        grid=GRID.to_json(),
+    localrule: True
+    log:
+        "logs/report/grid.log",
+    run:
+        write_text_atomic(output[0], params.grid)
 
 
 rule aggregate:
     input:
+        grid=outputs.GRID,
         metrics=run_outputs("metrics.json"),
         histories=run_outputs("history.jsonl"),
-        paper="workflow/resources/paper_table1.csv",
+        paper=PAPER,
     output:
         AGGREGATES,
-        directory("reports/figures"),
     params:
-        args=PARAMS_ARGS,
-        code=AGGREGATE_CODE,
+        results=RESULTS_KEY,
+        paper=content_key(open(PAPER).read()),
+        code=code(codedeps.AGGREGATE),
     conda:
         "../envs/msga.yaml"
     log:
         "logs/report/aggregate.log",
     shell:
-        "msga aggregate {params.args} --runs results/runs --out reports --paper {input.paper} > {log} 2>&1"
+        "msga aggregate --grid {input.grid:q} --runs results/runs --out reports --paper {input.paper:q} > {log:q} 2>&1"
 
 
 rule report:
     input:
         AGGREGATES,
-        "reports/figures",
-        notebook="workflow/notebooks/replication.ipynb",
+        notebook=NOTEBOOK,
     output:
         notebook="reports/replication.ipynb",
         html="reports/replication.html",
     params:
-        args=PARAMS_ARGS,
-        code=REPORT_CODE,
+        results=RESULTS_KEY,
+        paper=content_key(open(PAPER).read()),
+        code=content_key(code(codedeps.AGGREGATE), code(codedeps.REPORT), open(NOTEBOOK).read()),
     conda:
         "../envs/msga.yaml"
     log:
         "logs/report/report.log",
     shell:
-        "msga report {params.args} --reports reports --notebook {input.notebook} > {log} 2>&1"
+        "msga report --reports reports --notebook {input.notebook:q} > {log:q} 2>&1"

@@ -1,24 +1,31 @@
-# One job per training run: results/runs/{model}/{variant}/seed{seed}/.
+# One job per training run: results/runs/{model}/{variant}/seed{seed}/. The DAG resolved the run's
+# configuration once (common.smk); a rule writes it beside the run and the job trains exactly it.
 
 
-# The packed data is ancient(): its content is identified by the data params inside run_config
-# (the archive md5, or the fixture's seed and sizes), so a DVC checkout that rewrites its mtime
-# does not retrain anything, while a change of data does.
+rule run_config:
+    output:
+        f"{PATTERN}/config.json",
+    params:
+        config=run_config_json,
+    localrule: True
+    log:
+        "logs/train/{model}/{variant}/seed{seed}.config.log",
+    run:
+        write_text_atomic(output[0], params.config)
+
+
 rule train:
     input:
-        data=ancient(PACKED),
+        config=f"{PATTERN}/config.json",
+        data=PACKED,
     output:
-        metrics="results/runs/{model}/{variant}/seed{seed}/metrics.json",
-        history="results/runs/{model}/{variant}/seed{seed}/history.jsonl",
-        predictions="results/runs/{model}/{variant}/seed{seed}/predictions.npz",
+        metrics=f"{PATTERN}/metrics.json",
+        history=f"{PATTERN}/history.jsonl",
+        predictions=f"{PATTERN}/predictions.npz",
     params:
-        args=train_args,
-        run_config=run_config_json,
-        code=TRAIN_CODE,
-    wildcard_constraints:
-        model=MODEL_PATTERN,
-        variant=VARIANT_PATTERN,
-        seed=r"\d+",
+        config=run_config_key,  # the configuration's content, data identity included
+        code=run_code,  # the training loop and this model's own files, not the other models'
+        out=run_folder,
     threads: 1
     resources:
         gpu=1,
@@ -29,8 +36,8 @@ rule train:
     benchmark:
         "logs/benchmarks/train/{model}/{variant}/seed{seed}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} msga train {params.args} --data {input.data}"
-        " --out $(dirname {output.metrics}) > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} msga train --config {input.config:q} --data {input.data:q}"
+        " --out {params.out:q} > {log:q} 2>&1"
 
 
 rule train_all:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from msga.data.cifar import ARCHIVE_NAME, FOLDER, NUM_CLASSES, md5sum
+from msga.data.archive import md5sum
+from msga.data.format import FOLDER, NUM_CLASSES
 from msga.io import atomic_output, write_text_atomic
 
 N_LAYOUTS = N_TEXTURES = 10
@@ -112,9 +113,10 @@ def _add(tar: tarfile.TarFile, name: str, obj) -> None:
     tar.addfile(info, io.BytesIO(payload))
 
 
-def write_archive(out: str | Path, train_per_class: int = 500, test_per_class: int = 100, seed: int = 0) -> tuple[Path, str]:
-    """Write out/cifar-100-python.tar.gz (+ .md5 beside it); returns (path, md5)."""
-    out = Path(out)
+def write_archive(archive: str | Path, train_per_class: int = 500, test_per_class: int = 100,
+                  seed: int = 0) -> tuple[Path, str]:
+    """Write the archive (a .tar.gz) and its md5 file beside it (ARCHIVE.md5); returns (path, md5)."""
+    archive = Path(archive)
     rng = np.random.default_rng(seed)
     train = make_split(train_per_class, rng, "synthetic_train")
     test = make_split(test_per_class, rng, "synthetic_test")
@@ -122,7 +124,6 @@ def write_archive(out: str | Path, train_per_class: int = 500, test_per_class: i
         "fine_label_names": class_names(),
         "coarse_label_names": [f"layout{i // 2}_half{i % 2}" for i in range(NUM_CLASSES // 5)],
     }
-    archive = out / ARCHIVE_NAME
     with atomic_output(archive) as tmp:
         # no name and mtime=0 in the gzip and tar headers: the same seed gives the same bytes (md5)
         with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0, compresslevel=6) as gz:
@@ -134,5 +135,5 @@ def write_archive(out: str | Path, train_per_class: int = 500, test_per_class: i
                 _add(tar, "test", test)
                 _add(tar, "train", train)
     digest = md5sum(archive)
-    write_text_atomic(out / f"{ARCHIVE_NAME}.md5", f"{digest}  {ARCHIVE_NAME}\n")
+    write_text_atomic(archive.with_name(archive.name + ".md5"), f"{digest}  {archive.name}\n")
     return archive, digest

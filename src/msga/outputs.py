@@ -1,0 +1,17 @@
+"""The files the aggregation writes under reports/, named once: the DAG declares them, the DVC
+stages version them, the report reads them. Torch-free."""
+
+from __future__ import annotations
+
+from msga.experiments import SWEEPS
+
+REPORTS = "reports"
+GRID = f"{REPORTS}/grid.json"  # the resolved grid the DAG trained: the truth the aggregation checks runs against
+TABLES = ("table1.csv", "ablation.csv", "costs.csv", "claims.csv", "runs.csv", "problems.csv")
+PLOT_DATA = tuple(f"plots/{exp}.csv" for exp in SWEEPS) + ("plots/curves.csv",)
+FIGURES = ("table1.png", *(s.figure for s in SWEEPS.values()), "curves.png", "ablation.png")
+SUMMARY = ("metrics.json", "context.json")  # DVC metrics; what the report needs to know of the grid
+
+
+def aggregate_outputs() -> list[str]:
+    return [f"{REPORTS}/{name}" for name in (*TABLES, *PLOT_DATA, *(f"figures/{f}" for f in FIGURES), *SUMMARY)]

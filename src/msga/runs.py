@@ -1,0 +1,78 @@
+"""A run of the grid: (model, variant, seed). Its id, its folder and its parsing live here and
+nowhere else. Torch-free."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from msga.experiments import VARIANT_KEYS
+
+RUNS_ROOT = "results/runs"
+BASE_VARIANT = "base"  # the run at the configuration params.yaml gives, no sweep override
+PATTERN = RUNS_ROOT + "/{model}/{variant}/seed{seed}"  # a run's folder, as Snakemake wildcards
+_ID = re.compile(r"^(?P<model>[A-Za-z0-9_]+)/(?P<variant>[^/\s]+)/seed(?P<seed>[0-9]+)$")
+
+
+class RunIdError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, order=True)
+class Run:
+    model: str
+    variant: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}/{self.variant}/seed{self.seed}"
+
+    def folder(self, root: str = RUNS_ROOT) -> str:
+        return f"{root}/{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> Run:
+        """'msga/heads=4/seed0' -> Run('msga', 'heads=4', 0)."""
+        match = _ID.match(text.strip().strip("/"))
+        if not match:
+            raise RunIdError(f"{text!r} is not a run id: expected MODEL/VARIANT/seedN, e.g. msga/heads=4/seed0")
+        return cls(match["model"], match["variant"], int(match["seed"]))
+
+
+def format_value(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def variant_name(overrides: dict[str, Any]) -> str:
+    """{dotted key: value} -> 'heads=4' (sorted, comma-joined) or 'base'."""
+    column = {key: col for col, key in VARIANT_KEYS.items()}
+    parts = []
+    for key in sorted(overrides):
+        if key not in column:
+            raise RunIdError(f"override {key}: not a swept key; known: {', '.join(VARIANT_KEYS.values())}")
+        parts.append(f"{column[key]}={format_value(overrides[key])}")
+    return ",".join(parts) or BASE_VARIANT
+
+
+def variant_overrides(variant: str) -> dict[str, Any]:
+    """'heads=4' -> {'model.heads': 4}; 'base' -> {}. For runs named by hand; the DAG never parses
+    values back from text, it looks runs up in the grid."""
+    if variant == BASE_VARIANT:
+        return {}
+    out = {}
+    for part in variant.split(","):
+        column, sep, text = part.partition("=")
+        if not sep or column not in VARIANT_KEYS:
+            raise RunIdError(f"variant {variant!r}: {part!r} is not KEY=VALUE with KEY one of {', '.join(VARIANT_KEYS)}")
+        value = yaml.safe_load(text)
+        if isinstance(value, str):  # YAML 1.1 leaves 8e-3 a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        out[VARIANT_KEYS[column]] = value
+    return out
