@@ -76,12 +76,16 @@ _FUSED_KERNEL_FLOPS = {
 @torch.no_grad()
 def forward_flops(model: nn.Module, image_size: int = 32) -> int:
     """FLOPs of one forward pass per image (a multiply-add counts 2), in eval mode."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    modes = {m: m.training for m in model.modules()}  # restored per module, even if mixed
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
     x = torch.zeros(1, 3, image_size, image_size, device=device)
     counter = FlopCounterMode(display=False, custom_mapping=_FUSED_KERNEL_FLOPS)
-    with counter:
-        model(x)
-    model.train(was_training)
+    try:
+        model.eval()
+        with counter:
+            model(x)
+    finally:
+        for m, training in modes.items():
+            m.training = training
     return int(counter.get_total_flops())
