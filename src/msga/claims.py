@@ -341,13 +341,16 @@ def _difference_text(name: str, stats_: PairedStats, i: int) -> str:
     return f"{name}: {stats_.mean[i]:+.4f} [{stats_.ci_low[i]:+.4f}, {stats_.ci_high[i]:+.4f}]"
 
 
+def _too_few_seeds(seeds: int) -> str:
+    return f"{seeds} seed{'' if seeds == 1 else 's'} only; needs {MIN_SEEDS}+ seeds"
+
+
 def _shortfall(matrix: GroupMatrix, names, pairs, missing: list[str]) -> str:
     """A few words on why some comparison has fewer than MIN_SEEDS paired seeds."""
-    seeds = len(matrix.seeds)
     if not np.isfinite(matrix.values).any():
         return "no runs with a finite metric"
-    if seeds < MIN_SEEDS:
-        return f"{seeds} seed{'' if seeds == 1 else 's'} only; needs {MIN_SEEDS}+ seeds"
+    if len(matrix.seeds) < MIN_SEEDS:
+        return _too_few_seeds(len(matrix.seeds))
     absent = [m.split(":")[0] for m in missing if m.endswith("no runs")]
     if absent:
         return "runs missing for " + _list(absent)
@@ -416,7 +419,7 @@ def _sweep_verdict(label, claim, matrix: GroupMatrix, value_name: str) -> Verdic
     if k < 2:
         return _not_tested(label, claim, method, "fewer than two values ran", _missing_text(missing, matrix))
     if len(seeds) < MIN_SEEDS:
-        reason = (f"{len(matrix.seeds)} seed only; needs {MIN_SEEDS}+ seeds" if len(matrix.seeds) < MIN_SEEDS
+        reason = (_too_few_seeds(len(matrix.seeds)) if len(matrix.seeds) < MIN_SEEDS
                   else f"{len(seeds)} seed(s) with a run at every value; needs {MIN_SEEDS}+")
         return _not_tested(label, claim, method, reason, _missing_text(missing, matrix), len(seeds))
     values = matrix.values[:, complete]
@@ -491,7 +494,7 @@ def _heads_trend(label, claim, matrix: GroupMatrix, lower_values) -> Verdict:
     absent = [v for v in (HEADS_PEAK, *lower_values) if float(v) not in present]
     ran = f"the sweep ran {', '.join(_fmt_value(v) for v in present)} heads"
     if absent:
-        return _not_tested(label, claim, "paired t", f"{_list(_fmt_value(v) for v in absent)} heads not in the sweep", ran)
+        return _not_tested(label, claim, "paired t", f"heads = {_list(_fmt_value(v) for v in absent)} not in the sweep", ran)
     if not lower_values:
         return _not_tested(label, claim, "paired t", f"no head count besides {HEADS_PEAK} in the sweep", ran)
     names = [f"{_fmt_value(g)} heads" for g in matrix.groups]
