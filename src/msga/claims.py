@@ -25,7 +25,6 @@ feeds them one run table at a time.
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 
@@ -70,11 +69,12 @@ METHODS = (
     "from the same distribution, the seed's effect shared) its F test is exact; its level does "
     "lean on an equal run-to-run spread at every value, which a few seeds can neither check nor "
     "correct for, so a Friedman test (ranks within each seed, p from "
-    f"{FRIEDMAN_DRAWS:,} within-seed permutations) is reported beside it and a disagreement is flagged. Influence is held if "
-    "the ANOVA's p < alpha and is otherwise within noise (there is no reverse direction). "
-    f"A comparison needs at least {MIN_SEEDS} seeds with runs on both sides (a sweep: "
-    f"{MIN_SEEDS} seeds with a run at every value), the fewest that give an interval at all; "
-    "the minimum detectable effect shows how little such a grid can see. Runs that are missing "
+    f"{FRIEDMAN_DRAWS:,} within-seed permutations) is reported beside it and a disagreement is "
+    "flagged. Influence is held if the ANOVA's p < alpha and is otherwise within noise (there "
+    f"is no reverse direction). A comparison needs at least {MIN_SEEDS} seeds with runs on "
+    f"both sides (a sweep: {MIN_SEEDS} seeds with a run at every value), the fewest that give "
+    "an interval at all: the tests keep their level there, but the interval is wide, and the "
+    "minimum detectable effect shows how little such a grid can see. Runs that are missing "
     "or have a NaN metric are left out and named; a claim is not tested only when too few "
     "paired seeds remain or a model or sweep value it names never ran. Every "
     f"tested verdict gives the smallest difference detectable with {POWER:.0%} power at alpha "
@@ -494,7 +494,8 @@ def _heads_trend(label, claim, matrix: GroupMatrix, lower_values) -> Verdict:
     absent = [v for v in (HEADS_PEAK, *lower_values) if float(v) not in present]
     ran = f"the sweep ran {', '.join(_fmt_value(v) for v in present)} heads"
     if absent:
-        return _not_tested(label, claim, "paired t", f"heads = {_list(_fmt_value(v) for v in absent)} not in the sweep", ran)
+        reason = f"heads = {_list(_fmt_value(v) for v in absent)} not in the sweep"
+        return _not_tested(label, claim, "paired t", reason, ran)
     if not lower_values:
         return _not_tested(label, claim, "paired t", f"no head count besides {HEADS_PEAK} in the sweep", ran)
     names = [f"{_fmt_value(g)} heads" for g in matrix.groups]
