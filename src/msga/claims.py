@@ -1,0 +1,611 @@
+"""The paper's claims as statistical tests on the table of runs.
+
+Every claim becomes a `Verdict`: "held", "not held", "within noise" or "not tested", with the
+estimate, its interval, a p-value and the smallest difference the grid's seeds could detect, so
+"within noise" says how large a difference would have been seen.
+
+Two kinds of test, both at level ALPHA:
+
+* Directional claims (an ordering, "best", the ablation, the trends around 8 heads) compare
+  models or sweep values run with the same seeds. A seed fixes data order, augmentation and
+  initialisation, so the difference is taken per seed (paired) and a t-interval is put on its
+  mean. A claim made of several differences is "held" only if every interval lies on the claimed
+  side (an intersection-union test: level ALPHA with no correction, because all of them must
+  pass). It is "not held" if some difference is significantly reversed, Holm-corrected across
+  the differences that could contradict the claim. Otherwise it is "within noise".
+* "X influences Y" claims are a randomized-block ANOVA across the sweep values with the seed as
+  the block, so the seed-to-seed variation shared by all values is taken out of the error; a
+  permutation Friedman test (ranks within seed) is reported beside it as a check.
+
+The array functions (`paired_stats`, `directional_test`, `block_anova`) work on any leading
+batch shape, so the error rates can be simulated over thousands of tables at once; `evaluate`
+feeds them one run table at a time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+ALPHA = 0.05  # every test's level
+POWER = 0.80  # for the minimum detectable effect
+MIN_SEEDS = 2  # a t-interval needs one degree of freedom; see METHODS for why not more
+# Spreads below one test image of CIFAR-100's 10,000 are quantisation, not a measured spread:
+# flooring the standard deviation there only widens intervals, and keeps identical runs from
+# giving a zero-width interval.
+RESOLUTION = 1e-4
+FRIEDMAN_DRAWS = 20_000  # within-seed permutations for the Friedman p-value
+
+HELD, NOT_HELD, WITHIN_NOISE, NOT_TESTED = "held", "not held", "within noise", "not tested"
+METRICS = ("auc", "acc", "precision", "recall")
+METRIC_LABELS = {"auc": "AUC", "acc": "ACC", "precision": "Precision", "recall": "Recall"}
+
+HEADS_PEAK = 8  # Figure 2: Recall peaks at 8 heads
+HEADS_MANY = (10, 12)  # ... and is lower at 10 and 12
+HEADS_FEW = (1, 2)  # ... and lower when the heads are few
+SWEEPS = {"batch_size": ("batch_size", "Batch size"), "noise": ("sigma", "Noise level")}
+ABLATION = ("msga", ("msga_local", "msga_global"))  # the full model and its two halves
+
+METHODS = (
+    f"Each claim is tested at alpha = {ALPHA}. Runs that share a seed share data order, "
+    "augmentation and initialisation, so comparisons between models (Table 1, the ablation) "
+    "and between sweep values (the trends around 8 attention heads) are paired: the difference "
+    "is taken per seed and a 95% t-interval is put on its mean (so each claimed difference is "
+    "a one-sided test at alpha / 2). A claim that needs several "
+    "differences (an ordering, 'best', the ablation) is held only if every interval lies on the "
+    "claimed side, an intersection-union test whose level is alpha with no correction because "
+    "all differences must pass; it is not held if some difference is significantly in the "
+    "reverse direction, with a Holm correction across the differences that could contradict "
+    "the claim (for an ordering, every pair of its models); otherwise it is within noise. "
+    "Claims that a hyperparameter influences a metric use a randomized-block ANOVA over the "
+    "sweep values with the seed as the block (a repeated-measures ANOVA): blocking removes the "
+    "seed-to-seed variation that every value shares, which a one-way ANOVA would leave in its "
+    "error term at a large cost in power. Under the null of no influence (every value draws "
+    "from the same distribution, the seed's effect shared) its F test is exact; its level does "
+    "lean on an equal run-to-run spread at every value, which a few seeds can neither check nor "
+    "correct for, so a Friedman test (ranks within each seed, p from "
+    f"{FRIEDMAN_DRAWS:,} within-seed permutations) is reported beside it and a disagreement is "
+    "flagged. Influence is held if the ANOVA's p < alpha and is otherwise within noise (there "
+    f"is no reverse direction). A comparison needs at least {MIN_SEEDS} seeds with runs on "
+    f"both sides (a sweep: {MIN_SEEDS} seeds with a run at every value), the fewest that give "
+    "an interval at all: the tests keep their level there, but the interval is wide, and the "
+    "minimum detectable effect shows how little such a grid can see. Runs that are missing "
+    "or have a NaN metric are left out and named; a claim is not tested only when too few "
+    "paired seeds remain or a model or sweep value it names never ran. Every "
+    f"tested verdict gives the smallest difference detectable with {POWER:.0%} power at alpha "
+    "from the observed spread (the sd of paired differences, or the ANOVA's residual sd, for "
+    "which it is the range of means in the least favourable layout: two values apart, the rest "
+    f"midway); standard deviations below {RESOLUTION:g} are taken as {RESOLUTION:g}."
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str  # a short name for lists
+    claim: str  # the claim as a reader understands it
+    verdict: str  # held | not held | within noise | not tested
+    method: str
+    alpha: float
+    estimate: float  # the deciding difference (claimed direction positive) or the range of means
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_seeds: int
+    min_detectable: float
+    evidence: str  # the numbers, or why the claim was not tested
+    reason: str = ""  # a few words on why a claim was not tested
+
+
+# ---------------------------------------------------------------- array statistics
+
+
+@dataclass(frozen=True)
+class PairedStats:
+    """Per-difference statistics; each field has the input's shape less its last (seed) axis."""
+
+    mean: np.ndarray
+    sd: np.ndarray
+    n: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    p_above: np.ndarray  # two-sided p when the mean is above 0, else 1: evidence for "> 0"
+    p_below: np.ndarray  # the same for "< 0"
+    min_detectable: np.ndarray
+
+
+@lru_cache(maxsize=None)
+def _paired_noncentrality(df: int) -> float:
+    """Noncentrality a paired t-test with df degrees of freedom detects with POWER."""
+    critical = stats.t.ppf(1 - ALPHA / 2, df)
+    return optimize.brentq(lambda nc: stats.nct.sf(critical, df, nc) - POWER, 0.0, 1e4)
+
+
+def _noncentrality_for(n: np.ndarray) -> np.ndarray:
+    out = np.full(n.shape, np.nan)
+    for value in np.unique(n[n >= MIN_SEEDS]):
+        out[n == value] = _paired_noncentrality(int(value) - 1)
+    return out
+
+
+def paired_stats(diffs: np.ndarray) -> PairedStats:
+    """t statistics of per-seed differences (..., seeds); NaN marks a seed without both runs."""
+    diffs = np.asarray(diffs, dtype=float)
+    finite = np.isfinite(diffs)
+    n = finite.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(finite, diffs, 0.0).sum(axis=-1) / n
+        deviations = np.where(finite, diffs - mean[..., None], 0.0)
+        sd = np.sqrt((deviations**2).sum(axis=-1) / (n - 1))
+        testable = n >= MIN_SEEDS
+        mean, sd = np.where(testable, mean, np.nan), np.where(testable, sd, np.nan)
+        df = np.where(testable, n - 1, np.nan)
+        standard_error = np.maximum(sd, RESOLUTION) / np.sqrt(n)
+        t_stat = mean / standard_error
+        half_width = stats.t.ppf(1 - ALPHA / 2, df) * standard_error
+        p_above = np.minimum(1.0, 2 * stats.t.sf(t_stat, df))
+        p_below = np.minimum(1.0, 2 * stats.t.cdf(t_stat, df))
+    return PairedStats(
+        mean=mean, sd=sd, n=n, ci_low=mean - half_width, ci_high=mean + half_width,
+        p_above=p_above, p_below=p_below,
+        min_detectable=_noncentrality_for(n) * standard_error,
+    )
+
+
+def holm_adjust(p: np.ndarray) -> np.ndarray:
+    """Holm step-down adjusted p-values along the last axis (NaN counts as 1)."""
+    p = np.nan_to_num(np.asarray(p, dtype=float), nan=1.0)
+    m = p.shape[-1]
+    if m == 0:
+        return p
+    order = np.argsort(p, axis=-1, kind="stable")
+    ranked = np.take_along_axis(p, order, axis=-1) * (m - np.arange(m))
+    ranked = np.minimum(1.0, np.maximum.accumulate(ranked, axis=-1))
+    adjusted = np.empty_like(ranked)
+    np.put_along_axis(adjusted, order, ranked, axis=-1)
+    return adjusted
+
+
+@dataclass(frozen=True)
+class DirectionalResult:
+    verdict: np.ndarray  # (...,) of HELD / NOT_HELD / WITHIN_NOISE / NOT_TESTED
+    claimed: PairedStats  # (..., len(claimed_pairs)): higher - lower, the claimed direction
+    opposing: PairedStats  # (..., len(opposing_pairs))
+    opposing_holm: np.ndarray  # Holm-adjusted p that a pair is reversed
+    iut_p: np.ndarray  # (...,) p of the intersection-union test: the largest claimed p
+
+
+def _pair_differences(values: np.ndarray, pairs) -> np.ndarray:
+    return np.stack([values[..., high, :] - values[..., low, :] for low, high in pairs], axis=-2)
+
+
+def directional_test(values: np.ndarray, claimed_pairs, opposing_pairs=None) -> DirectionalResult:
+    """values (..., groups, seeds); each pair (low, high) claims group high > group low.
+
+    Held if every claimed difference's interval is above 0; not held if an opposing pair is
+    reversed with Holm-adjusted p < ALPHA; not tested if a pair has fewer than MIN_SEEDS seeds.
+    """
+    opposing_pairs = list(claimed_pairs) if opposing_pairs is None else list(opposing_pairs)
+    values = np.asarray(values, dtype=float)
+    claimed = paired_stats(_pair_differences(values, claimed_pairs))
+    opposing = paired_stats(_pair_differences(values, opposing_pairs))
+    testable = (claimed.n >= MIN_SEEDS).all(axis=-1) & (opposing.n >= MIN_SEEDS).all(axis=-1)
+    held = (claimed.ci_low > 0).all(axis=-1)
+    opposing_holm = holm_adjust(opposing.p_below)
+    reversed_ = (opposing_holm < ALPHA).any(axis=-1)
+    verdict = np.where(~testable, NOT_TESTED, np.where(held, HELD, np.where(reversed_, NOT_HELD, WITHIN_NOISE)))
+    iut_p = np.nan_to_num(claimed.p_above, nan=1.0).max(axis=-1)
+    return DirectionalResult(verdict, claimed, opposing, opposing_holm, iut_p)
+
+
+@lru_cache(maxsize=None)
+def _anova_noncentrality(df_between: int, df_error: int) -> float:
+    critical = stats.f.ppf(1 - ALPHA, df_between, df_error)
+    return optimize.brentq(lambda nc: stats.ncf.sf(critical, df_between, df_error, nc) - POWER, 1e-9, 1e5)
+
+
+@dataclass(frozen=True)
+class AnovaResult:
+    verdict: np.ndarray  # HELD or WITHIN_NOISE
+    f: np.ndarray
+    p_value: np.ndarray
+    df_between: int
+    df_error: int
+    value_means: np.ndarray  # (..., values)
+    spread: np.ndarray  # the range of the value means
+    residual_sd: np.ndarray
+    min_detectable: np.ndarray  # the range of means detectable with POWER
+
+
+def block_anova(values: np.ndarray) -> AnovaResult:
+    """Randomized-block ANOVA of values (..., sweep values, seeds) with no missing cell."""
+    values = np.asarray(values, dtype=float)
+    k, n = values.shape[-2:]
+    if k < 2 or n < MIN_SEEDS or not np.isfinite(values).all():
+        raise ValueError(f"needs >= 2 values x >= {MIN_SEEDS} seeds, all finite; got {k} x {n}")
+    grand = values.mean(axis=(-2, -1))
+    value_means, seed_means = values.mean(axis=-1), values.mean(axis=-2)
+    ss_values = n * ((value_means - grand[..., None]) ** 2).sum(axis=-1)
+    ss_seeds = k * ((seed_means - grand[..., None]) ** 2).sum(axis=-1)
+    ss_total = ((values - grand[..., None, None]) ** 2).sum(axis=(-2, -1))
+    df_between, df_error = k - 1, (k - 1) * (n - 1)
+    ms_error = np.maximum(np.maximum(ss_total - ss_values - ss_seeds, 0.0) / df_error, RESOLUTION**2)
+    f = ss_values / df_between / ms_error
+    p_value = stats.f.sf(f, df_between, df_error)
+    # least favourable layout: two values a range d apart, the rest midway -> nc = n d^2 / (2 s^2)
+    min_detectable = np.sqrt(2 * _anova_noncentrality(df_between, df_error) * ms_error / n)
+    return AnovaResult(
+        verdict=np.where(p_value < ALPHA, HELD, WITHIN_NOISE), f=f, p_value=p_value,
+        df_between=df_between, df_error=df_error, value_means=value_means,
+        spread=value_means.max(axis=-1) - value_means.min(axis=-1),
+        residual_sd=np.sqrt(ms_error), min_detectable=min_detectable,
+    )
+
+
+def _rank_spread(ranks: np.ndarray) -> np.ndarray:
+    """Friedman's statistic up to constants: squared spread of the values' rank sums over seeds."""
+    sums = ranks.sum(axis=-1)
+    return ((sums - sums.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)
+
+
+def friedman_p(values: np.ndarray) -> float:
+    """Friedman test across sweep values (values, seeds), p from within-seed permutations.
+
+    The chi-square approximation is far too conservative with three seeds, so the p-value is
+    the share of FRIEDMAN_DRAWS random within-seed reorderings of the ranks (a fixed generator:
+    the verdict is reproducible) whose rank-sum spread reaches the observed one. Tied metrics
+    get mid-ranks and stay tied under the reorderings.
+    """
+    values = np.asarray(values, dtype=float)
+    k, n = values.shape
+    if k < 2 or n < 1 or not np.isfinite(values).all():
+        return float("nan")
+    ranks = stats.rankdata(values, axis=0)
+    observed = _rank_spread(ranks)
+    order = np.random.default_rng(0).random((FRIEDMAN_DRAWS, k, n)).argsort(axis=1)
+    null = _rank_spread(np.take_along_axis(np.broadcast_to(ranks, order.shape), order, axis=1))
+    return float((1 + (null >= observed - 1e-9).sum()) / (FRIEDMAN_DRAWS + 1))
+
+
+# ---------------------------------------------------------------- from the run table to arrays
+
+
+def _fmt_value(value) -> str:
+    value = float(value)
+    return str(int(value)) if value.is_integer() else f"{value:g}"
+
+
+def _list(items, limit: int = 6) -> str:
+    items = list(items)
+    shown = ", ".join(str(i) for i in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _experiment_rows(runs, experiment: str, columns) -> tuple[pd.DataFrame | None, str]:
+    """The experiment's rows, or None and a short reason."""
+    if runs is None or len(runs) == 0:
+        return None, "the run table is empty"
+    lacking = [c for c in ("experiment", "seed", *columns) if c not in runs.columns]
+    if lacking:
+        return None, f"the run table lacks column {', '.join(lacking)}"
+    rows = runs[runs["experiment"] == experiment]
+    if rows.empty:
+        return None, f"no '{experiment}' runs in the table"
+    return rows, ""
+
+
+@dataclass(frozen=True)
+class GroupMatrix:
+    """One metric as groups x seeds; NaN where a run is missing or its metric is NaN."""
+
+    groups: list
+    seeds: list
+    values: np.ndarray
+    nan_runs: int  # rows present whose metric was NaN
+
+    def missing(self, names=None) -> list[str]:
+        names = names or [str(g) for g in self.groups]
+        out = []
+        for name, row in zip(names, self.values):
+            absent = [s for s, v in zip(self.seeds, row) if not np.isfinite(v)]
+            if len(absent) == len(self.seeds):
+                out.append(f"{name}: no runs")
+            elif absent:
+                out.append(f"{name} seed {', '.join(str(s) for s in absent)}")
+        return out
+
+
+def _group_matrix(rows: pd.DataFrame, column: str, groups, metric: str) -> GroupMatrix:
+    metric_values = pd.to_numeric(rows[metric], errors="coerce")
+    frame = rows.assign(_metric=metric_values, _seed=rows["seed"])
+    seeds = sorted(pd.unique(frame["_seed"].dropna()))
+    table = frame.groupby([column, "_seed"])["_metric"].mean().unstack("_seed")  # duplicates: averaged
+    table = table.reindex(index=list(groups), columns=seeds)
+    return GroupMatrix(list(groups), seeds, table.to_numpy(dtype=float), int(metric_values.isna().sum()))
+
+
+# ---------------------------------------------------------------- verdicts from arrays
+
+
+def _not_tested(label: str, claim: str, method: str, reason: str, detail: str = "", n_seeds: int = 0) -> Verdict:
+    nan = float("nan")
+    evidence = reason + (f"; {detail}" if detail else "")
+    return Verdict(label, claim, NOT_TESTED, method, ALPHA, nan, nan, nan, nan, n_seeds, nan, evidence, reason)
+
+
+def _difference_text(name: str, stats_: PairedStats, i: int) -> str:
+    return f"{name}: {stats_.mean[i]:+.4f} [{stats_.ci_low[i]:+.4f}, {stats_.ci_high[i]:+.4f}]"
+
+
+def _too_few_seeds(seeds: int) -> str:
+    return f"{seeds} seed{'' if seeds == 1 else 's'} only; needs {MIN_SEEDS}+ seeds"
+
+
+def _shortfall(matrix: GroupMatrix, names, pairs, missing: list[str]) -> str:
+    """A few words on why some comparison has fewer than MIN_SEEDS paired seeds."""
+    if not np.isfinite(matrix.values).any():
+        return "no runs with a finite metric"
+    if len(matrix.seeds) < MIN_SEEDS:
+        return _too_few_seeds(len(matrix.seeds))
+    absent = [m.split(":")[0] for m in missing if m.endswith("no runs")]
+    if absent:
+        return "runs missing for " + _list(absent)
+    finite = np.isfinite(matrix.values)
+    short = [f"{names[b]} - {names[a]}" for a, b in dict.fromkeys(pairs) if (finite[a] & finite[b]).sum() < MIN_SEEDS]
+    return f"fewer than {MIN_SEEDS} paired seeds for {_list(short, 3)}"
+
+
+def _directional_verdict(label, claim, matrix: GroupMatrix, names, claimed_pairs, opposing_pairs=None) -> Verdict:
+    """Paired comparisons of matrix rows; names label the rows in the evidence."""
+    opposing_pairs = list(claimed_pairs) if opposing_pairs is None else list(opposing_pairs)
+    result = directional_test(matrix.values, claimed_pairs, opposing_pairs)
+    n_seeds = int(min(result.claimed.n.min(), result.opposing.n.min()))
+    method = (f"paired t over {n_seeds} seeds, 95% CI; held if all {len(claimed_pairs)} intervals > 0 "
+              f"(intersection-union); not held if a reversal has Holm p < {ALPHA} over {len(opposing_pairs)}")
+    missing = matrix.missing(names)
+    if result.verdict[()] == NOT_TESTED:
+        reason = _shortfall(matrix, names, [*claimed_pairs, *opposing_pairs], missing)
+        return _not_tested(label, claim, method, reason, _missing_text(missing, matrix), n_seeds)
+
+    verdict = str(result.verdict[()])
+    steps = [_difference_text(f"{names[b]} - {names[a]}", result.claimed, i) for i, (a, b) in enumerate(claimed_pairs)]
+    evidence = "; ".join(steps)
+    if verdict == NOT_HELD:
+        key = int(np.argmin(result.opposing_holm))
+        low, high = opposing_pairs[key]
+        side = result.opposing
+        p_value = float(result.opposing_holm[key])
+        evidence += f"; reversed: {names[high]} - {names[low]} = {side.mean[key]:+.4f}, Holm p = {p_value:.3g}"
+    else:
+        key = int(np.nanargmax(np.nan_to_num(result.claimed.p_above, nan=1.0)))
+        side, p_value = result.claimed, float(result.iut_p)
+    min_detectable = float(np.nanmax(result.claimed.min_detectable))
+    evidence += f"; detectable difference with {n_seeds} seeds: {min_detectable:.4f}"
+    evidence += _missing_text(missing, matrix, prefix="; ")
+    return Verdict(label, claim, verdict, method, ALPHA, float(side.mean[key]), float(side.ci_low[key]),
+                   float(side.ci_high[key]), p_value, n_seeds, min_detectable, evidence)
+
+
+def _missing_text(missing: list[str], matrix: GroupMatrix, prefix: str = "") -> str:
+    parts = []
+    if missing:
+        parts.append("missing: " + _list(missing, 4))
+    if matrix.nan_runs:
+        parts.append(f"{matrix.nan_runs} run(s) with a NaN metric left out")
+    return prefix + "; ".join(parts) if parts else ""
+
+
+def _rank_check_note(anova_p: float, rank_p: float) -> str:
+    """Say when the rank test disagrees, since the ANOVA's level leans on equal spread across values."""
+    if anova_p < ALPHA <= rank_p:
+        return (" (the rank check does not confirm: the effect may sit in one value, or the values' "
+                "spreads may differ, which the ANOVA assumes they do not)")
+    if rank_p < ALPHA <= anova_p:
+        return " (the rank check finds an effect the ANOVA does not)"
+    return ""
+
+
+def _sweep_verdict(label, claim, matrix: GroupMatrix, value_name: str) -> Verdict:
+    names = [f"{value_name}={_fmt_value(g)}" for g in matrix.groups]
+    complete = np.isfinite(matrix.values).all(axis=0)
+    seeds = [s for s, c in zip(matrix.seeds, complete) if c]
+    k = len(matrix.groups)
+    method = f"randomized-block ANOVA (seed = block), {k} values x {len(seeds)} seeds; Friedman as check"
+    missing = matrix.missing(names)
+    if k < 2:
+        return _not_tested(label, claim, method, "fewer than two values ran", _missing_text(missing, matrix))
+    if len(seeds) < MIN_SEEDS:
+        reason = (_too_few_seeds(len(matrix.seeds)) if len(matrix.seeds) < MIN_SEEDS
+                  else f"{len(seeds)} seed(s) with a run at every value; needs {MIN_SEEDS}+")
+        return _not_tested(label, claim, method, reason, _missing_text(missing, matrix), len(seeds))
+    values = matrix.values[:, complete]
+    result = block_anova(values)
+    means = ", ".join(f"{_fmt_value(g)}: {m:.4f}" for g, m in zip(matrix.groups, result.value_means))
+    rank_p = friedman_p(values)
+    evidence = (f"F({result.df_between}, {result.df_error}) = {float(result.f):.2f}, p = {float(result.p_value):.3g}; "
+                f"Friedman p = {rank_p:.3g}{_rank_check_note(float(result.p_value), rank_p)}; means {means}; "
+                f"range {float(result.spread):.4f}, detectable range with {len(seeds)} seeds: "
+                f"{float(result.min_detectable):.4f}")
+    if len(seeds) < len(matrix.seeds):
+        evidence += "; seeds left out for missing runs: " + _list(s for s, c in zip(matrix.seeds, complete) if not c)
+    evidence += _missing_text(missing, matrix, prefix="; ")
+    nan = float("nan")
+    return Verdict(label, claim, str(result.verdict[()]), method, ALPHA, float(result.spread), nan, nan,
+                   float(result.p_value), len(seeds), float(result.min_detectable), evidence)
+
+
+# ---------------------------------------------------------------- the claims
+
+
+def _paper_order(paper) -> tuple[list[str], list[str], str]:
+    """Models in the paper's claimed ranking (lowest first), their short labels, or a reason."""
+    if paper is None or len(paper) == 0 or "model" not in paper.columns:
+        return [], [], "the paper's Table 1 is missing"
+    models = [str(m) for m in paper["model"]]
+    rows = paper["paper_row"] if "paper_row" in paper.columns else paper["model"]
+    labels = [re.sub(r"\s*\[\d+\]", "", str(r)).strip() for r in rows]  # "MLP [8]" -> "MLP"
+    return models, labels, ""
+
+
+def ordering_claims(runs, paper) -> list[Verdict]:
+    """Claim 1: Table 1's rows increase in the paper's order, one verdict per metric."""
+    models, labels, problem = _paper_order(paper)
+    order = " < ".join(labels) if labels else "MLP < CNN < LSTM < Transformer < Ours"
+    out = []
+    for metric in METRICS:
+        label = f"Table 1 order ({METRIC_LABELS[metric]})"
+        claim = f"Table 1 ordering {order} on {METRIC_LABELS[metric]}"
+        rows, reason = _experiment_rows(runs, "table1", ("model", metric))
+        if problem or rows is None or len(models) < 2:
+            out.append(_not_tested(label, claim, "paired t", problem or reason or "fewer than two models"))
+            continue
+        matrix = _group_matrix(rows, "model", models, metric)
+        adjacent = [(i, i + 1) for i in range(len(models) - 1)]
+        every_pair = [(i, j) for i in range(len(models)) for j in range(i + 1, len(models))]
+        out.append(_directional_verdict(label, claim, matrix, models, adjacent, every_pair))
+    return out
+
+
+def best_claims(runs, paper) -> list[Verdict]:
+    """Claim 2: the paper's last row (its own model) beats every other row, per metric."""
+    models, labels, problem = _paper_order(paper)
+    ours = models[-1] if models else "msga"
+    out = []
+    for metric in METRICS:
+        label = f"Ours best ({METRIC_LABELS[metric]})"
+        claim = f"Ours ({ours}) is best on {METRIC_LABELS[metric]}, above every other Table 1 model"
+        rows, reason = _experiment_rows(runs, "table1", ("model", metric))
+        if problem or rows is None or len(models) < 2:
+            out.append(_not_tested(label, claim, "paired t", problem or reason or "fewer than two models"))
+            continue
+        matrix = _group_matrix(rows, "model", models, metric)
+        last = len(models) - 1
+        out.append(_directional_verdict(label, claim, matrix, models, [(i, last) for i in range(last)]))
+    return out
+
+
+def _heads_trend(label, claim, matrix: GroupMatrix, lower_values) -> Verdict:
+    """Recall at HEADS_PEAK heads above Recall at each of lower_values (paired by seed)."""
+    present = [float(g) for g in matrix.groups]
+    absent = [v for v in (HEADS_PEAK, *lower_values) if float(v) not in present]
+    ran = f"the sweep ran {', '.join(_fmt_value(v) for v in present)} heads"
+    if absent:
+        reason = f"heads = {_list(_fmt_value(v) for v in absent)} not in the sweep"
+        return _not_tested(label, claim, "paired t", reason, ran)
+    if not lower_values:
+        return _not_tested(label, claim, "paired t", f"no head count besides {HEADS_PEAK} in the sweep", ran)
+    names = [f"{_fmt_value(g)} heads" for g in matrix.groups]
+    peak = present.index(float(HEADS_PEAK))
+    pairs = [(present.index(float(v)), peak) for v in lower_values]
+    return _directional_verdict(label, claim, matrix, names, pairs)
+
+
+def heads_claims(runs) -> list[Verdict]:
+    """Claim 3 (Figure 2): heads influence Recall, peak at 8, fall at 10/12, are low when few."""
+    claims = [
+        ("heads influence Recall", "The number of attention heads influences Recall (across all values)"),
+        (f"Recall peak at {HEADS_PEAK} heads", f"Recall peaks at {HEADS_PEAK} heads (above every other count)"),
+        (f"Recall lower at {', '.join(map(str, HEADS_MANY))} heads",
+         f"Recall is lower at {' and '.join(map(str, HEADS_MANY))} heads than at {HEADS_PEAK}"),
+        (f"Recall lower at {', '.join(map(str, HEADS_FEW))} heads",
+         f"Recall is lower at few heads ({' and '.join(map(str, HEADS_FEW))}) than at {HEADS_PEAK}"),
+    ]
+    rows, reason = _experiment_rows(runs, "heads", ("heads", "recall"))
+    if rows is None:
+        return [_not_tested(label, claim, "see METHODS", reason) for label, claim in claims]
+    values = sorted(pd.unique(pd.to_numeric(rows["heads"], errors="coerce").dropna()))
+    matrix = _group_matrix(rows.assign(heads=pd.to_numeric(rows["heads"], errors="coerce")), "heads", values, "recall")
+    others = [v for v in values if float(v) != HEADS_PEAK]
+    return [
+        _sweep_verdict(*claims[0], matrix, "heads"),
+        _heads_trend(*claims[1], matrix, others),
+        _heads_trend(*claims[2], matrix, HEADS_MANY),
+        _heads_trend(*claims[3], matrix, HEADS_FEW),
+    ]
+
+
+def sweep_claims(runs) -> list[Verdict]:
+    """Claim 4: batch size and noise level influence ACC (across each sweep's values)."""
+    out = []
+    for experiment, (column, name) in SWEEPS.items():
+        label = f"{name.lower()} influences ACC"
+        claim = f"{name} influences performance (ACC, across the sweep's values)"
+        rows, reason = _experiment_rows(runs, experiment, (column, "acc"))
+        if rows is None:
+            out.append(_not_tested(label, claim, "randomized-block ANOVA", reason))
+            continue
+        rows = rows.assign(**{column: pd.to_numeric(rows[column], errors="coerce")})
+        values = sorted(pd.unique(rows[column].dropna()))
+        out.append(_sweep_verdict(label, claim, _group_matrix(rows, column, values, "acc"), column))
+    return out
+
+
+def ablation_claim(runs) -> Verdict:
+    """Claim 5: the full model beats each half on ACC, so the two components are complementary."""
+    full, parts = ABLATION
+    label = "ablation: full beats both halves"
+    claim = (f"Multi-scale convolution and global attention are complementary: {full} beats "
+             f"{' and '.join(parts)} on ACC")
+    rows, reason = _experiment_rows(runs, "ablation", ("model", "acc"))
+    if rows is None:
+        return _not_tested(label, claim, "paired t", reason)
+    models = [*parts, full]
+    matrix = _group_matrix(rows, "model", models, "acc")
+    return _directional_verdict(label, claim, matrix, models, [(i, len(parts)) for i in range(len(parts))])
+
+
+def evaluate(runs: pd.DataFrame, paper: pd.DataFrame) -> list[Verdict]:
+    """Every claim's verdict, in a stable order: Table 1 ordering, best, heads, sweeps, ablation."""
+    return [*ordering_claims(runs, paper), *best_claims(runs, paper), *heads_claims(runs),
+            *sweep_claims(runs), ablation_claim(runs)]
+
+
+# ---------------------------------------------------------------- output
+
+
+def to_frame(verdicts: list[Verdict]) -> pd.DataFrame:
+    columns = [f.name for f in fields(Verdict)]
+    return pd.DataFrame([asdict(v) for v in verdicts], columns=columns)
+
+
+def _labels(verdicts) -> str:
+    """Short names joined, with per-metric claims folded: "Ours best (AUC, ACC)"."""
+    folded: dict[str, list[str]] = {}
+    for v in verdicts:
+        match = re.fullmatch(r"(.*) \((AUC|ACC|Precision|Recall)\)", v.label)
+        stem, metric = (match.group(1), match.group(2)) if match else (v.label, "")
+        folded.setdefault(stem, []).append(metric)
+    return "; ".join(f"{stem} ({', '.join(m)})" if all(m) else stem for stem, m in folded.items())
+
+
+def summary(verdicts: list[Verdict]) -> str:
+    """One quotable paragraph: how many claims held, which not, which within noise, which untested."""
+    if not verdicts:
+        return "No claims were evaluated."
+    by = {kind: [v for v in verdicts if v.verdict == kind] for kind in (HELD, NOT_HELD, WITHIN_NOISE, NOT_TESTED)}
+    tested = len(verdicts) - len(by[NOT_TESTED])
+    parts = [f"Of {len(verdicts)} claims of the paper, {tested} could be tested at alpha = {ALPHA}" if tested
+             else f"None of the {len(verdicts)} claims of the paper could be tested"]
+    if tested:
+        found = [f"{len(by[HELD])} held" + (f" ({_labels(by[HELD])})" if by[HELD] else ""),
+                 f"{len(by[NOT_HELD])} did not hold" + (f" ({_labels(by[NOT_HELD])})" if by[NOT_HELD] else "")]
+        within = by[WITHIN_NOISE]
+        if within:
+            detectable = [v.min_detectable for v in within if np.isfinite(v.min_detectable)]
+            scale = (f"; with these seeds only differences above about {min(detectable):.3f}-{max(detectable):.3f} "
+                     "could have been seen" if detectable else "")
+            found.append(f"{len(within)} were within seed noise ({_labels(within)}{scale})")
+        else:
+            found.append("none was within seed noise")
+        parts[0] += ": " + ", ".join(found)
+    if by[NOT_TESTED]:
+        reasons: dict[str, list[Verdict]] = {}
+        for v in by[NOT_TESTED]:
+            reasons.setdefault(v.reason or "no data", []).append(v)
+        listed = "; ".join(f"{_labels(group)}: {reason}" for reason, group in reasons.items())
+        parts.append(f"{len(by[NOT_TESTED])} were not tested ({listed})")
+    return ". ".join(parts) + "."
