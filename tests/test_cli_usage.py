@@ -9,6 +9,7 @@ from tests.conftest import REPO
 
 DEMO = str(REPO / "workflow" / "demo.yaml")
 CONFIG = str(REPO / "tests" / "data" / "run_config.json")  # a run's resolved configuration, as `msga resolve` writes it
+VERIFIED = str(REPO / "tests" / "data" / "verified.json")  # a verification record, as `msga verify` writes it
 
 
 def _exit(argv) -> int:
@@ -67,7 +68,7 @@ def blocker(tmp_path):
     lambda out: ["synth", "--out", f"{out}/a.tar.gz"],
     lambda out: ["fetch", "--out", out, "--tarball", "a.tar.gz", "--md5", "0" * 32],
     lambda out: ["download", "--source", "a.tar.gz", "--md5", "0" * 32, "--out", f"{out}/a.tar.gz"],
-    lambda out: ["pack", "--root", ".", "--verified", CONFIG, "--dataset", "d", "--out", f"{out}/cifar100.pt"],
+    lambda out: ["pack", "--root", ".", "--verified", VERIFIED, "--dataset", "d", "--out", f"{out}/cifar100.pt"],
     lambda out: ["resolve", "--params", DEMO, "--run", "msga/base/seed0", "--out", f"{out}/config.json"],
     lambda out: ["train", "--config", CONFIG, "--out", out, "--data", "none.pt"],
     lambda out: ["aggregate", "--params", DEMO, "--out", out],
