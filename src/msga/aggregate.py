@@ -1,4 +1,5 @@
-"""All runs -> Table 1, the sensitivity data, the ablation, costs, and the claims audit.
+"""All runs -> Table 1, the sensitivity data, the ablation, costs, the claims' verdicts and the
+consistency check of the paper's metrics.
 
 Reads only what the runs wrote (metrics.json, history.jsonl), checked against the grid the DAG
 resolved: a missing, unfinished, damaged or stale run is named in problems.csv and the rest is
@@ -15,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
+from msga import claims, consistency
 from msga.config import Grid, build_grid, load_params
 from msga.experiments import MODEL_SETS, SWEEPS
 from msga.io import atomic_output, write_json_atomic
@@ -135,88 +137,6 @@ def costs(runs: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
 
 
-# ---------------------------------------------------------------- the claims audit
-
-
-def _fmt(values: dict) -> str:
-    return ", ".join(f"{k}: {v:.4f}" for k, v in values.items())
-
-
-def audit(runs: pd.DataFrame, t1: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """Each claim of the paper with a verdict computed from the runs, and the evidence."""
-    rows = []
-    TABLE1_ORDER = list(paper["model"])  # the paper's rows, lowest first: its claimed ranking
-
-    def add(claim, verdict, evidence):
-        rows.append({"claim": claim, "verdict": verdict, "evidence": evidence})
-
-    means = t1.set_index("model")
-    have = [m for m in TABLE1_ORDER if m in means.index and not pd.isna(means.loc[m, "acc_mean"])]
-    for m in HEADLINE:
-        claim = f"Table 1 ordering MLP < CNN < LSTM < Transformer < Ours on {LABELS[m]}"
-        if len(have) < len(TABLE1_ORDER):
-            add(claim, "not tested", f"runs missing for {', '.join(sorted(set(TABLE1_ORDER) - set(have)))}")
-            continue
-        vals = {k: float(means.loc[k, f"{m}_mean"]) for k in TABLE1_ORDER}
-        ordered = all(vals[a] < vals[b] for a, b in zip(TABLE1_ORDER, TABLE1_ORDER[1:]))
-        add(claim, "held" if ordered else "not held", _fmt(vals))
-    if len(have) == len(TABLE1_ORDER):
-        best = {m: max(TABLE1_ORDER, key=lambda k: means.loc[k, f"{m}_mean"]) for m in HEADLINE}
-        add("Ours is best on all four metrics", "held" if all(v == "msga" for v in best.values()) else "not held",
-            ", ".join(f"best {m}: {b}" for m, b in best.items()))
-
-    heads = summarize(runs[runs.experiment == "heads"], "heads").sort_values("heads") if "heads" in runs else pd.DataFrame()
-    if not heads.empty and {8, 10, 12} <= set(heads["heads"]):
-        recall = dict(zip(heads["heads"].astype(int), heads["recall_mean"]))
-        peak = max(recall, key=recall.get)
-        add("Recall peaks at 8 heads (Figure 2)", "held" if peak == 8 else "not held", f"peak at {peak}; " + _fmt(recall))
-        falls = recall[10] < recall[8] and recall[12] < recall[8]
-        add("Recall falls at 10 and 12 heads vs 8", "held" if falls else "not held",
-            f"8: {recall[8]:.4f}, 10: {recall[10]:.4f}, 12: {recall[12]:.4f}")
-        spread = max(recall.values()) - min(recall.values())
-        noise = float(heads["recall_std"].mean()) if heads["recall_std"].notna().any() else float("nan")
-        add("The number of heads matters beyond seed noise",
-            "not tested" if math.isnan(noise) else ("held" if spread > 2 * noise else "not held"),
-            f"range over head counts {spread:.4f} vs mean seed std {noise:.4f} (held if range > 2 x std)")
-    else:
-        add("Recall peaks at 8 heads (Figure 2)", "not tested", "the heads sweep lacks 8, 10 or 12 heads")
-
-    for exp, label in (("batch_size", "Batch size"), ("noise", "Noise level")):
-        col = SWEEPS[exp].column
-        s = summarize(runs[runs.experiment == exp], col)
-        if len(s) < 2:
-            add(f"{label} influences performance", "not tested", "fewer than two values ran")
-            continue
-        accs = dict(zip(s[col], s["acc_mean"]))
-        spread = max(accs.values()) - min(accs.values())
-        noise = float(s["acc_std"].mean()) if s["acc_std"].notna().any() else float("nan")
-        verdict = "not tested" if math.isnan(noise) else ("held" if spread > 2 * noise else "not held")
-        add(f"{label} influences performance (ACC)", verdict,
-            f"range {spread:.4f} vs mean seed std {noise:.4f}; " + _fmt({f"{col}={k}": v for k, v in accs.items()}))
-
-    abl = summarize(runs[runs.experiment == "ablation"], "model").set_index("model") if "model" in runs else pd.DataFrame()
-    if {"msga", "msga_local", "msga_global"} <= set(abl.index):
-        acc = {k: float(abl.loc[k, "acc_mean"]) for k in ("msga", "msga_local", "msga_global")}
-        both = acc["msga"] > acc["msga_local"] and acc["msga"] > acc["msga_global"]
-        add("Multi-scale convolution and global attention are complementary (msga beats both ablations on ACC)",
-            "held" if both else "not held", _fmt(acc))
-    else:
-        add("Multi-scale convolution and global attention are complementary", "not tested", "ablation runs missing")
-
-    # the paper's own numbers: on a class-balanced test set, macro recall IS top-1 accuracy
-    gaps = {r.model: r.acc - r.recall for r in paper.itertuples()}
-    consistent = all(abs(g) < 5e-4 for g in gaps.values())
-    add("The paper's Table 1 is internally consistent (Recall = ACC on CIFAR-100's balanced test set)",
-        "held" if consistent else "not held",
-        "ACC - Recall in the paper: " + _fmt(gaps) + ". With 100 test images per class, macro recall equals "
-        "top-1 accuracy exactly, so rows where they differ cannot come from the standard CIFAR-100 test evaluation")
-    if not runs.empty:
-        gap = float((runs["acc"] - runs["recall"]).abs().max())
-        add("In these runs Recall = ACC (a check of the evaluation)", "held" if gap < 1e-4 else "not held",
-            f"max |ACC - Recall| over {len(runs)} run rows: {gap:.2e}")
-    return pd.DataFrame(rows)
-
-
 def dvc_metrics(t1: pd.DataFrame, runs: pd.DataFrame, problems: pd.DataFrame) -> dict:
     out = {"table1": {}, "runs": int(runs[["model", "variant", "seed"]].drop_duplicates().shape[0]) if not runs.empty else 0,
            "runs_not_aggregated": int(len(problems))}
@@ -226,14 +146,18 @@ def dvc_metrics(t1: pd.DataFrame, runs: pd.DataFrame, problems: pd.DataFrame) ->
     return out
 
 
-def context(grid: Grid, problems: pd.DataFrame) -> dict:
-    """What the report needs to know of the grid: the data, the runs expected and the ones missing."""
+def context(grid: Grid, problems: pd.DataFrame, verdicts: list, consistency_finding: str) -> dict:
+    """What the report needs beyond the tables: the data, the runs expected and missing, the
+    verdict summary, the methods of the claims, the consistency finding."""
     return {
         "dataset": grid.configs[grid.runs[0].id]["data"] if grid.runs else {},
         "runs_expected": len(grid.runs),
         "shared_runs": grid.shared(),
         "problems": {status: int(n) for status, n in problems["status"].value_counts().items()},
-        "alpha": 0.05,
+        "alpha": claims.ALPHA,
+        "summary": claims.summary(verdicts),
+        "methods": claims.METHODS,
+        "consistency": consistency_finding,
     }
 
 
@@ -260,17 +184,20 @@ def main(args) -> None:
                                      *(s.column for s in SWEEPS.values())])
     t1 = table1(runs, paper)
     abl = summarize(runs[runs.experiment == "ablation"], "model")
+    verdicts = claims.evaluate(runs, paper)
+    gaps = consistency.our_gaps(runs, Path(args.runs))
     frames = {
-        "table1.csv": t1, "ablation.csv": abl, "costs.csv": costs(runs), "claims.csv": audit(runs, t1, paper),
+        "table1.csv": t1, "ablation.csv": abl, "costs.csv": costs(runs), "claims.csv": claims.to_frame(verdicts),
+        "consistency.csv": consistency.paper_gaps(paper).merge(gaps, on="model", how="left", suffixes=("_paper", "_ours")),
         "runs.csv": runs, "problems.csv": problems,
         **{f"plots/{exp}.csv": sweep(runs, exp) for exp in SWEEPS},
         "plots/curves.csv": curves if not curves.empty else pd.DataFrame(columns=["model", "variant", "seed", "epoch"]),
     }
     for name, df in frames.items():
         _write_csv(df, out / name)
-    plots.draw_all(frames, out / "figures")
+    plots.draw_all(frames, out / "figures", paper)
     write_json_atomic(out / "metrics.json", dvc_metrics(t1, runs, problems))
-    write_json_atomic(out / "context.json", context(grid, problems))
+    write_json_atomic(out / "context.json", context(grid, problems, verdicts, consistency.finding(paper, gaps)))
     print(f"aggregated {runs[['model', 'variant', 'seed']].drop_duplicates().shape[0]} of {len(grid.runs)} runs "
           f"into {out}; {len(problems)} not aggregated")
     for reason in problems["reason"]:

@@ -32,6 +32,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from msga.experiments import SWEEPS as GRID_SWEEPS
+from msga.metrics import HEADLINE, LABELS
+
 ALPHA = 0.05  # every test's level
 POWER = 0.80  # for the minimum detectable effect
 MIN_SEEDS = 2  # a t-interval needs one degree of freedom; see METHODS for why not more
@@ -42,13 +45,13 @@ RESOLUTION = 1e-4
 FRIEDMAN_DRAWS = 20_000  # within-seed permutations for the Friedman p-value
 
 HELD, NOT_HELD, WITHIN_NOISE, NOT_TESTED = "held", "not held", "within noise", "not tested"
-METRICS = ("auc", "acc", "precision", "recall")
-METRIC_LABELS = {"auc": "AUC", "acc": "ACC", "precision": "Precision", "recall": "Recall"}
+METRICS = HEADLINE
+METRIC_LABELS = LABELS
 
 HEADS_PEAK = 8  # Figure 2: Recall peaks at 8 heads
 HEADS_MANY = (10, 12)  # ... and is lower at 10 and 12
 HEADS_FEW = (1, 2)  # ... and lower when the heads are few
-SWEEPS = {"batch_size": ("batch_size", "Batch size"), "noise": ("sigma", "Noise level")}
+SWEEPS = {exp: (s.column, s.name) for exp, s in GRID_SWEEPS.items() if exp != "heads"}  # heads: its own claims
 ABLATION = ("msga", ("msga_local", "msga_global"))  # the full model and its two halves
 
 METHODS = (

@@ -16,7 +16,7 @@ VERIFY = ("data/archive.py", "data/format.py")
 EXTRACT = ("data/archive.py", "data/format.py")
 PACK = ("data/cifar.py", "data/format.py")
 TRAIN = ("train.py", "evaluate.py", "data/loader.py", "models/cost.py")  # every run; plus its model's files
-AGGREGATE = ("aggregate.py", "plots.py", "metrics.py", "experiments.py", "runfiles.py", "outputs.py", "config.py")
+AGGREGATE = ("aggregate.py", "plots.py", "claims.py", "consistency.py", "metrics.py", "experiments.py", "runfiles.py", "outputs.py", "config.py")
 REPORT = ("report.py", "metrics.py")
 
 

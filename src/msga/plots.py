@@ -1,4 +1,5 @@
-"""Figures from the aggregated tables (seaborn): mean over seeds with error bars of one std."""
+"""Figures from the aggregated tables (seaborn): means over seeds; error bars are +-1 standard
+deviation over seeds, and every figure says so."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from msga.experiments import SWEEPS  # noqa: E402
 from msga.metrics import HEADLINE, LABELS  # noqa: E402
 from msga.io import atomic_output  # noqa: E402
 
+
+
+ERROR_BARS = "error bars: +-1 standard deviation over seeds (none with a single seed)"
+SWEEP_LABELS = {sweep.column: sweep.label for sweep in SWEEPS.values()}
 
 
 def _save(fig, path: Path) -> None:
@@ -59,7 +64,10 @@ def sweep_plot(df: pd.DataFrame, x: str, metrics: list[str], title: str, path: P
     else:
         ax.set_xticks(sorted(df[x].unique()))
     ax.set_title(title)
+    ax.set_xlabel(SWEEP_LABELS.get(x, x))
+    ax.set_ylabel("metric (mean over seeds)")
     ax.grid(alpha=0.3)
+    fig.text(0.01, -0.02, ERROR_BARS, fontsize=8, ha="left", va="top")
     _save(fig, path)
 
 
@@ -82,13 +90,29 @@ def ablation_plot(abl: pd.DataFrame, path: Path) -> None:
     rows = [{"model": r.model, "metric": LABELS[m], "value": getattr(r, f"{m}_mean")} for r in abl.itertuples() for m in HEADLINE]
     fig, ax = plt.subplots(figsize=(6, 3.4))
     sns.barplot(pd.DataFrame(rows), x="metric", y="value", hue="model", ax=ax)
-    low = min(r["value"] for r in rows)
-    ax.set_ylim(max(0.0, low - 0.1), None)
-    ax.set_title("Ablation: both parts vs each alone")
+    ax.set_ylim(0, 1)  # a truncated axis would magnify small differences
+    ax.set_title("Ablation: both parts vs each alone (mean over seeds)")
     _save(fig, path)
 
 
-def draw_all(frames: dict, folder: Path) -> None:
+def auc_vs_acc(runs: pd.DataFrame, paper: pd.DataFrame, path: Path) -> None:
+    """Every finished run's (ACC, AUC) beside the paper's five rows: how AUC goes with ACC here."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    if not runs.empty:
+        ours = runs.drop_duplicates(subset=["model", "variant", "seed"])
+        sns.scatterplot(ours, x="acc", y="auc", hue="model", ax=ax, s=30)
+    ax.scatter(paper["acc"], paper["auc"], marker="*", s=160, color="black", label="the paper's Table 1")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0.5, 1)
+    ax.set_xlabel("ACC (top-1)")
+    ax.set_ylabel("AUC (macro one-vs-rest)")
+    ax.set_title("AUC against ACC: every run of this replication, and the paper")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def draw_all(frames: dict, folder: Path, paper: pd.DataFrame) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     table1_bars(frames["table1.csv"], folder / "table1.png")
     for exp, sweep in SWEEPS.items():
@@ -96,3 +120,4 @@ def draw_all(frames: dict, folder: Path) -> None:
                    log_x=sweep.column == "batch_size")
     curves_plot(frames["plots/curves.csv"], folder / "curves.png")
     ablation_plot(frames["ablation.csv"], folder / "ablation.png")
+    auc_vs_acc(frames["runs.csv"], paper, folder / "auc_vs_acc.png")

@@ -6,6 +6,7 @@ it and nbconvert turns it into one self-contained HTML file without code cells.
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -131,16 +132,32 @@ def figure(reports: str | Path, name: str) -> Image | Markdown:
     return Image(filename=str(path), embed=True)
 
 
-def audit(reports: str | Path) -> HTML:
+def _number(value, digits: int = 4) -> str:
+    return "" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def verdicts(reports: str | Path) -> Markdown:
+    """The verdict summary, first: one paragraph computed from the claims' tests."""
+    ctx = _context(reports)
+    return Markdown(f"## Verdict\n\n{ctx['summary']}")
+
+
+def claims(reports: str | Path) -> HTML:
     df = _csv(reports, "claims.csv")
-    colors = {"held": "#d9f2d9", "not held": "#f9d6d5", "not tested": "#eeeeee"}
+    colors = {"held": "#d9f2d9", "not held": "#f9d6d5", "within noise": "#fff4cc", "not tested": "#eeeeee"}
     body = "".join(
-        f"<tr style='background:{colors.get(r['verdict'], '#fff')}'><td>{r['claim']}</td><td><b>{r['verdict']}</b></td>"
-        f"<td>{r['evidence']}</td></tr>" for r in df.to_dict("records")
+        f"<tr style='background:{colors.get(r['verdict'], '#fff')}'><td>{html.escape(str(r['claim']))}</td>"
+        f"<td><b>{html.escape(str(r['verdict']))}</b></td><td>{html.escape(str(r['evidence']))}</td>"
+        f"<td>{_number(r['min_detectable'])}</td></tr>"
+        for r in df.to_dict("records")
     )
-    return HTML("<h2>Claims audit</h2><p>Each claim of the paper, with a verdict computed from the runs "
-                "(means over seeds).</p><table><tr><th>claim</th><th>verdict</th><th>evidence</th></tr>"
-                f"{body}</table>")
+    return HTML("<h2>Claims, tested</h2><table><tr><th>claim</th><th>verdict</th><th>evidence</th>"
+                f"<th>smallest detectable difference</th></tr>{body}</table>"
+                f"<p><b>Methods.</b> {html.escape(_context(reports)['methods'])}</p>")
+
+
+def consistency(reports: str | Path) -> Markdown:
+    return Markdown(f"## Is the paper's Table 1 consistent with its metrics?\n\n{_context(reports)['consistency']}")
 
 
 def table(reports: str | Path, name: str, caption: str) -> HTML:
