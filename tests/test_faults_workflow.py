@@ -1,6 +1,7 @@
-"""The DAG under kill -9 and concurrent use, on a two-run grid of the demo's tiny models: no
-finished run is retrained, an interrupted run resumes from its checkpoint and ends with the
-metrics of an uninterrupted one, and a second Snakemake is refused without damage."""
+"""The DAG under kill -9 and concurrent use, on a two-run grid of the demo's tiny models: the same
+command resumes after a crash (Snakemake or DVC), no finished run is retrained, an interrupted
+run resumes from its checkpoint and ends with the metrics of an uninterrupted one, and any other
+Snakemake or dvc repro started beside a running one is refused without damage."""
 
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ from tests.workflow_helpers import ENV, copy_repo, job_counts, snakemake, two_ru
 RUNS = ["convnext/base/seed0", "msga/base/seed0"]
 TRAIN = ("train_all", "--cores", "2", "--resources", "gpu=1")
 HEADLINE = ("acc", "auc", "precision", "recall", "confusion_matrix")
-LOCKED = "Directory cannot be locked"  # Snakemake's refusal
-LOCKED_NOTICE = "another Snakemake is running in it, or one was killed"  # the Snakefile's explanation
 ONE_THREAD = {**ENV, "OMP_NUM_THREADS": "1"}  # as the train rule runs its jobs: same threads, same floats
 
 pytestmark = pytest.mark.slow
@@ -141,24 +140,17 @@ def _assert_matches_reference(repo: Path, name: str, reference) -> dict:
 # ---------------------------------------------------------------- the faults
 
 
-def test_snakemake_killed_mid_dag_resumes_and_retrains_nothing_finished(repo, start, reference):
+def test_snakemake_killed_mid_dag_resumes_with_the_same_command(repo, start, reference):
     proc = start(*TRAIN)
     _wait_for(lambda: len(_finished(repo)) == 1 and _checkpointed(repo), proc, "one run finished, one checkpointed")
     os.killpg(proc.pid, signal.SIGKILL)  # snakemake and its job, as a machine losing power or a scheduler would
     proc.wait()
     [done], [cut] = _finished(repo), _checkpointed(repo)
-    assert not (_run_dir(repo, cut) / "metrics.json").exists()
+    assert not (_run_dir(repo, cut) / "metrics.json").exists() and list((repo / ".snakemake" / "locks").glob("*.lock"))
     done_mtime = (_run_dir(repo, done) / "metrics.json").stat().st_mtime_ns
-    checkpoint = (_run_dir(repo, cut) / "checkpoint.pt").read_bytes()
 
-    # the lock the killed Snakemake left is reported with the way out, and nothing runs
-    refused = snakemake(*TRAIN, "--rerun-incomplete", cwd=repo, check=False)
-    assert refused.returncode != 0 and LOCKED in refused.stderr and LOCKED_NOTICE in refused.stderr
-    assert "snakemake --unlock" in refused.stderr
-    assert (_run_dir(repo, cut) / "checkpoint.pt").read_bytes() == checkpoint
-
-    snakemake("--unlock", cwd=repo)
-    rerun = snakemake(*TRAIN, "--rerun-incomplete", cwd=repo)
+    rerun = snakemake(*TRAIN, cwd=repo)  # the very command that was killed: no --unlock, no --rerun-incomplete
+    assert f"(pid {proc.pid} on" in rerun.stderr and "is no longer running" in rerun.stderr  # the stale lock, named
     assert job_counts(rerun.stdout + rerun.stderr)["train"] == 1  # only the interrupted run
     assert (_run_dir(repo, done) / "metrics.json").stat().st_mtime_ns == done_mtime
     resumed = _assert_matches_reference(repo, cut, reference)
@@ -185,19 +177,48 @@ def test_training_job_killed_mid_epoch_fails_the_job_and_the_rerun_resumes(repo,
     assert resumed["resumed_from_epoch"] >= 1
 
 
-def test_second_snakemake_is_refused_and_the_first_finishes_undamaged(repo, start, reference):
+def test_any_other_snakemake_or_dvc_repro_is_refused_while_one_runs(repo, start, reference):
     first = start(*TRAIN)
     _, trainer = _trainer_under_way(repo, first)
-    os.kill(trainer, signal.SIGSTOP)  # hold the first Snakemake mid-job while the second one tries
-    # a plain second Snakemake stops at the running jobs' incomplete outputs; following the advice
-    # to add --rerun-incomplete meets the lock. Either way it is told what is going on, and stops.
-    for extra in ((), ("--rerun-incomplete",)):
-        second = snakemake(*TRAIN, *extra, cwd=repo, check=False)
-        assert second.returncode != 0 and LOCKED_NOTICE in second.stderr, second.stderr[-2000:]
-        assert "Job stats" not in second.stdout + second.stderr  # refused before scheduling anything
-    assert LOCKED in second.stderr
+    os.kill(trainer, signal.SIGSTOP)  # hold the first Snakemake mid-job while the others try
+    locks = sorted(p.name for p in (repo / ".snakemake" / "locks").iterdir())
+    [packed] = (repo / "data" / "packed").glob("*.pt")
+    packed_mtime = packed.stat().st_mtime_ns
+    others = {
+        "the same command": [sys.executable, "-m", "snakemake", *TRAIN],
+        "a dry run": [sys.executable, "-m", "snakemake", "-n"],
+        "a target with nothing to do": [sys.executable, "-m", "snakemake", "data", "--cores", "1"],
+        "an unlock": [sys.executable, "-m", "snakemake", "--unlock"],
+        "dvc repro": [sys.executable, "-m", "dvc", "repro"],
+    }
+    for what, cmd in others.items():
+        proc = subprocess.run(cmd, cwd=repo, env=ONE_THREAD, capture_output=True, text=True)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0, what
+        assert f"(pid {first.pid} on" in out and "refused and changed nothing" in out, (what, out[-2000:])
+        assert "Job stats" not in out, what  # refused before scheduling anything
+        assert sorted(p.name for p in (repo / ".snakemake" / "locks").iterdir()) == locks, what  # the live lock stands
+    assert packed.stat().st_mtime_ns == packed_mtime
     os.kill(trainer, signal.SIGCONT)
     assert first.wait(timeout=300) == 0, (repo / "snakemake-under-test.log").read_text()[-3000:]
     for name in RUNS:
         _assert_matches_reference(repo, name, reference)
     assert not list((repo / ".snakemake" / "locks").glob("*"))  # released once done
+
+
+def test_dvc_repro_killed_resumes_with_dvc_repro(repo, reference):
+    with open(repo / "dvc-under-test.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=ONE_THREAD, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for(lambda: len(_finished(repo)) == 1 and _checkpointed(repo), proc, "one run finished, one checkpointed")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    [done], [cut] = _finished(repo), _checkpointed(repo)
+    done_mtime = (_run_dir(repo, done) / "metrics.json").stat().st_mtime_ns
+    again = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=ONE_THREAD, capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert (_run_dir(repo, done) / "metrics.json").stat().st_mtime_ns == done_mtime
+    assert _assert_matches_reference(repo, cut, reference)["resumed_from_epoch"] >= 1
+    assert (repo / "reports" / "replication.html").exists()

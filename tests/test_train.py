@@ -121,3 +121,25 @@ def test_a_checkpoint_made_on_other_data_is_not_resumed(tmp_path, demo_params, p
     with caplog.at_level("WARNING", logger="msga.train"):
         assert load_checkpoint(tmp_path / CHECKPOINT, config_hash(config), "run", packed["dataset"]["archive_md5"]) is None
     assert "trained on other data" in caplog.text
+
+
+def test_a_second_process_training_the_same_run_folder_is_refused(tmp_path, demo_params, packed):
+    import subprocess
+    import sys
+
+    from msga.folderlock import FolderBusy
+    from msga.train import TRAINING_LOCK
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from msga.folderlock import exclusive\n"
+        f"with exclusive({str(tmp_path / TRAINING_LOCK)!r}, 'training'):\n"
+        "    print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        config = run_config(demo_params, "msga", {"train.epochs": 1})
+        with pytest.raises(FolderBusy, match=rf"training msga/test/seed0 in {tmp_path} is already under way in pid {holder.pid}"):
+            train_run(config, packed, tmp_path, pick_device("cpu"))
+        assert not (tmp_path / CHECKPOINT).exists() and not (tmp_path / "metrics.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -21,8 +21,8 @@ def test_dry_run_builds_the_full_dag_one_job_per_distinct_run(tmp_path):
     assert counts["grid"] == counts["aggregate"] == counts["report"] == 1
 
 
-def test_lint_passes():
-    proc = snakemake("--lint", cwd=REPO)
+def test_lint_passes(tmp_path):
+    proc = snakemake("--lint", cwd=copy_repo(tmp_path))
     assert "Congratulations" in proc.stdout + proc.stderr
 
 
@@ -31,7 +31,7 @@ def test_bad_params_fail_before_any_job_naming_the_key(tmp_path):
     bad["train"]["epochz"] = bad["train"].pop("epochs")
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
-    proc = snakemake("-n", "--configfile", str(path), cwd=REPO, check=False)
+    proc = snakemake("-n", "--configfile", str(path), cwd=copy_repo(tmp_path / "repo"), check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "train: Additional properties" in out and "'epochz' was unexpected" in out
@@ -51,7 +51,7 @@ def test_yaml_syntax_error_in_params_names_the_line(tmp_path):
 def test_a_configfile_with_a_duplicate_key_is_refused_naming_it(tmp_path):
     path = tmp_path / "override.yaml"
     path.write_text("train:\n  epochs: 3\n  epochs: 300\n")  # Snakemake alone would keep 300, silently
-    proc = snakemake("-n", "--configfile", str(path), cwd=REPO, check=False)
+    proc = snakemake("-n", "--configfile", str(path), cwd=copy_repo(tmp_path / "repo"), check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and f"{path} is not valid YAML" in out and "found the key 'epochs' twice" in out
     assert "Job stats" not in out
@@ -88,3 +88,18 @@ def test_each_dvc_stage_lists_the_code_its_rules_hash():
     }
     for stage, files in stages.items():
         assert _covered(files, _stage_deps(stage)) == [], stage
+
+
+def test_a_url_with_shell_syntax_reaches_the_download_intact_and_runs_nothing(tmp_path):
+    import yaml as yaml_
+
+    params = yaml_.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["url"] = "http://127.0.0.1:9/cifar.tar.gz?a=1&b=$(touch pwned)`touch pwned2`;touch pwned3"
+    params["data"]["retries"] = 1
+    repo = copy_repo(tmp_path / "repo", params)
+    proc = snakemake("data", "--cores", "1", cwd=repo, check=False)
+    assert proc.returncode != 0
+    log = (repo / "logs" / "data" / "download.log").read_text()
+    assert f"cannot reach {params['data']['url']}" in log  # the URL arrived whole, as one argument
+    assert "cannot reach" in proc.stdout + proc.stderr  # the failed job's log is shown on the terminal
+    assert not [p for p in repo.rglob("pwned*")] and not list(tmp_path.rglob("pwned*"))

@@ -119,8 +119,8 @@ def test_missing_and_truncated_runs_are_named_and_the_report_still_renders(demo_
     assert "Table 1" in html and "msga" in html  # the finished runs are still reported
 
 
-def test_a_config_override_reaches_the_jobs_metrics_and_the_report(tmp_path):
-    repo = copy_repo(tmp_path, two_run_params(epochs=1))
+def test_a_config_override_reaches_the_jobs_metrics_and_the_report_in_a_path_a_shell_would_split(tmp_path):
+    repo = copy_repo(tmp_path / "a folder's name & $HOME $(touch pwned)" / "repo", two_run_params(epochs=1))
     snakemake("--cores", "2", "--config", "train={epochs: 2}", cwd=repo)
     for name in ("convnext/base/seed0", "msga/base/seed0"):
         metrics = json.loads((repo / "results" / "runs" / name / "metrics.json").read_text())
@@ -129,3 +129,4 @@ def test_a_config_override_reaches_the_jobs_metrics_and_the_report(tmp_path):
     assert "2 epochs" in html
     assert _planned(repo, "--config", "train={epochs: 2}") == {}
     assert _planned(repo)["train"] == 2  # without the override, params.yaml's 1 epoch is another configuration
+    assert not list(tmp_path.rglob("pwned"))  # nothing in a path reached a shell unquoted

@@ -28,6 +28,7 @@ from msga import provenance
 from msga.config import config_hash
 from msga.data.loader import DeviceData, channel_stats
 from msga.errors import Failure
+from msga.folderlock import exclusive
 from msga.io import atomic_output, write_json_atomic, write_text_atomic
 from msga.metrics import HEADLINE
 from msga.models import build_model
@@ -37,6 +38,7 @@ from msga.runfiles import PROGRESS
 log = logging.getLogger("msga.train")
 
 CHECKPOINT = "checkpoint.pt"
+TRAINING_LOCK = ".training.lock"
 DIGEST_BYTES = 32  # the SHA-256 trailer of a checkpoint file
 
 
@@ -164,10 +166,17 @@ def load_checkpoint(path: Path, expected_hash: str, run: str, archive_md5: str |
 
 
 def train_run(config: dict, data: dict, out_dir: str | Path, device: torch.device, data_path: str = "the data") -> dict:
-    """Train and evaluate one run; writes history.jsonl, predictions.npz, metrics.json into out_dir."""
+    """Train and evaluate one run; writes history.jsonl, predictions.npz, metrics.json into out_dir.
+    One process at a time trains a run folder."""
+    check_data(config, data, data_path)  # before anything is written
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with exclusive(Path(out_dir) / TRAINING_LOCK, f"training {config['run']} in {out_dir}"):
+        return _train_run(config, data, out_dir, device, data_path)
+
+
+def _train_run(config: dict, data: dict, out_dir: str | Path, device: torch.device, data_path: str) -> dict:
     started = time.perf_counter()
     run = config["run"]
-    check_data(config, data, data_path)
     archive_md5 = data["dataset"]["archive_md5"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -4,12 +4,26 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from msga import codedeps
+from snakemake.exceptions import WorkflowError
+
+from msga import codedeps, folderlock
 from msga.config import build_grid, config_hash, dataset, merge, read_yaml, resolve_run, typed, validate_params
 from msga.experiments import VARIANT_KEYS
 from msga.io import write_text_atomic
 from msga.models import list_models
 from msga.runs import PATTERN, Run
+
+# One Snakemake at a time in this folder (msga.folderlock): a second one is refused, naming the
+# running one, before Snakemake does anything; a lock a dead Snakemake left is cleared. Jobs that
+# Snakemake itself runs as subprocesses or on a cluster belong to the running one: not guarded.
+if workflow.is_main_process:
+    try:
+        _note = folderlock.claim()
+    except folderlock.FolderBusy as busy:
+        raise WorkflowError(f"msga: {busy}") from None
+    if _note:
+        print(_note, file=sys.stderr)
+
 
 # Snakemake's own YAML reading keeps the last of two equal keys and expands aliases without
 # limit: every params file it merged is read again, strictly, so such a file fails here, named.
@@ -22,20 +36,6 @@ _CLI_CONFIG = typed(dict(workflow.config_settings.config))  # --config, whose ne
 PARAMS = validate_params(merge(config, _CLI_CONFIG), source="params (params.yaml + any --configfile and --config)")
 GRID = build_grid(PARAMS)
 DATASET = dataset(PARAMS)
-
-
-# A lock left in .snakemake/locks means another Snakemake is running here, or one was killed:
-# Snakemake's lock files hold no process id, so it cannot tell which. Beside a running one, a
-# second Snakemake is refused, but first it trips over the running jobs' incomplete outputs with
-# advice (--rerun-incomplete) that only makes sense after a kill. Say both cases up front.
-if any(Path(".snakemake/locks").glob("*.lock")):
-    print(
-        "msga: this folder is locked: another Snakemake is running in it, or one was killed.\n"
-        "  If one is running: wait for it; this Snakemake will be refused and touches nothing.\n"
-        "  If none is (a kill, a crash, a lost machine): run `snakemake --unlock`, then rerun with\n"
-        "  --rerun-incomplete; interrupted training runs resume from their last checkpoints.",
-        file=sys.stderr,
-    )
 
 
 wildcard_constraints:
