@@ -94,7 +94,7 @@ def test_a_url_with_shell_syntax_reaches_the_download_intact_and_runs_nothing(tm
     import yaml as yaml_
 
     params = yaml_.safe_load((REPO / "params.yaml").read_text())
-    params["data"]["url"] = "http://127.0.0.1:9/cifar.tar.gz?a=1&b=$(touch pwned)`touch pwned2`;touch pwned3"
+    params["data"]["url"] = "http://127.0.0.1:9/cifar.tar.gz?a=1&b=$(touch${IFS}pwned)`touch${IFS}pwned2`;touch${IFS}pwned3"
     params["data"]["retries"] = 1
     repo = copy_repo(tmp_path / "repo", params)
     proc = snakemake("data", "--cores", "1", cwd=repo, check=False)

@@ -58,6 +58,22 @@ def content_key(*parts) -> str:
     return config_hash(list(parts))
 
 
+# Params that are text go through functions: Snakemake would read {...} in a plain string as a
+# wildcard (a URL holding "{" or "${IFS}" fails the DAG, or worse).
+
+
+def data_url(wildcards) -> str:
+    return PARAMS["data"]["url"]
+
+
+def local_tarball(wildcards) -> str:
+    return PARAMS["data"]["tarball"]
+
+
+def grid_json(wildcards) -> str:
+    return GRID.to_json()
+
+
 # ---------------------------------------------------------------- data
 
 

@@ -48,7 +48,7 @@ else:
 
         rule import_tarball:
             input:
-                tarball=PARAMS["data"]["tarball"],
+                tarball=local_tarball,
             output:
                 ARCHIVE,
             params:
@@ -66,7 +66,7 @@ else:
             output:
                 ARCHIVE,
             params:
-                url=PARAMS["data"]["url"],
+                url=data_url,
                 md5=DATASET["md5"],
                 timeout=PARAMS["data"]["timeout"],
                 retries=PARAMS["data"]["retries"],

@@ -10,7 +10,7 @@ rule grid:
     output:
         outputs.GRID,
     params:
-        grid=GRID.to_json(),
+        grid=grid_json,
     localrule: True
     log:
         "logs/report/grid.log",
