@@ -116,6 +116,7 @@ BAD_PARAMS = {
     "crossvit heads not dividing its width": (_set("models", "crossvit", "num_heads", [5, 6]),
                                               ["models.crossvit.embed_dim[0]", "96 is not divisible by num_heads[0] = 5"]),
     "no md5 for CIFAR-100": (_set("data", "md5", None), ["data.md5", "md5sum"]),
+    "a tarball path with braces": (_set("data", "tarball", "/x/{a}.tar.gz"), ["data.tarball", "wildcard"]),
     # numbers that YAML or a careless edit make: integers written as floats, NaN, infinity, huge values
     "epochs as 2.0": (_set("train", "epochs", 2.0), ["train.epochs", "write 2, without a decimal point"]),
     "heads as 4.0": (_set("models", "msga", "heads", 4.0), ["models.msga.heads", "not of type 'integer'"]),

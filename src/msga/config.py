@@ -246,6 +246,9 @@ def _recipe_problems(params: dict) -> list[str]:
         too_big = [b for b in sizes if b > n_train]
         if too_big:
             problems.append(f"{where}: batch size {too_big} exceeds the {n_train} training images of data.source {data['source']}")
+    if data["tarball"] and set(data["tarball"]) & {"{", "}"}:
+        problems.append(f"data.tarball: {data['tarball']!r} holds a brace, which Snakemake reads as a wildcard in "
+                        "every input path; rename the file or link it under a name without braces")
     if data["source"] == "cifar100" and not data["md5"]:
         problems.append("data.md5: the archive's md5 is needed (it identifies the data and is checked before "
                         "anything is unpickled); run `md5sum` on your archive and set it")

@@ -67,7 +67,7 @@ def data_url(wildcards) -> str:
 
 
 def local_tarball(wildcards) -> str:
-    return PARAMS["data"]["tarball"]
+    return PARAMS["data"]["tarball"]  # validation refused braces: Snakemake expands {...} in input paths
 
 
 def grid_json(wildcards) -> str:
