@@ -133,13 +133,11 @@ def _damage(path, how: str) -> None:
     elif how == "one byte flipped":  # inside the tensor data: torch.load alone would accept it
         blob[len(blob) // 2] ^= 0xFF
         path.write_bytes(blob)
-    elif how == "empty":
-        path.write_bytes(b"")
-    elif how == "not a checkpoint":
-        path.write_bytes(b"PK\x03\x04 garbage")
+    elif how == "cut after its first line":
+        path.write_bytes(blob[: blob.index(b"\n") + 1])
 
 
-@pytest.mark.parametrize("how", ["truncated", "one byte flipped", "empty", "not a checkpoint"])
+@pytest.mark.parametrize("how", ["truncated", "one byte flipped", "cut after its first line"])
 def test_damaged_checkpoint_is_detected_and_reported(checkpoint_after_epoch_1, tmp_path, how, caplog):
     config, folder, _ = checkpoint_after_epoch_1
     path = tmp_path / CHECKPOINT

@@ -96,12 +96,25 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
 
 
 def test_corrupt_checkpoint_is_reported_and_the_run_restarts_cleanly(tmp_path, demo_params, packed, caplog):
+    from msga.train import CHECKPOINT_MAGIC
+
     config = run_config(demo_params, "msga", {"train.epochs": 1}, name="corrupt")
-    (tmp_path / CHECKPOINT).write_bytes(b"PK\x03\x04 truncated checkpoint")
+    (tmp_path / CHECKPOINT).write_bytes(CHECKPOINT_MAGIC + b"PK\x03\x04 truncated checkpoint")
     with caplog.at_level("WARNING", logger="msga.train"):
         metrics = train_run(config, packed, tmp_path, pick_device("cpu"))
     assert "unreadable" in caplog.text and "starting from scratch" in caplog.text
     assert metrics["resumed_from_epoch"] == 0 and (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 someone's zip", b"my notes"])
+def test_a_file_named_like_the_checkpoint_that_is_not_ours_is_left_alone(tmp_path, demo_params, packed, content):
+    from msga.train import ForeignFile
+
+    (tmp_path / CHECKPOINT).write_bytes(content)
+    config = run_config(demo_params, "msga", {"train.epochs": 1})
+    with pytest.raises(ForeignFile, match="is not a checkpoint of this project, so it was left as it is"):
+        train_run(config, packed, tmp_path, pick_device("cpu"))
+    assert (tmp_path / CHECKPOINT).read_bytes() == content and not (tmp_path / "metrics.json").exists()
 
 
 def test_a_run_refuses_data_other_than_its_configuration_names(tmp_path, demo_params, packed):

@@ -38,12 +38,17 @@ from msga.runfiles import PROGRESS
 log = logging.getLogger("msga.train")
 
 CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_MAGIC = b"msga checkpoint 1\n"  # what marks a checkpoint as this project's, and so safe to replace
 TRAINING_LOCK = ".training.lock"
 DIGEST_BYTES = 32  # the SHA-256 trailer of a checkpoint file
 
 
 class NonFiniteLoss(Failure):
     pass
+
+
+class ForeignFile(Failure):
+    """A file this project would write is there, but another program wrote it: it is left alone."""
 
 
 class WrongData(Failure):
@@ -128,18 +133,30 @@ def predict(model: nn.Module, data: DeviceData, batch_size: int) -> torch.Tensor
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save's bytes followed by their SHA-256, written atomically.
+    """A magic line, torch.save's bytes, then their SHA-256, written atomically.
 
     torch.load does not notice a flipped byte inside a tensor (it would resume from silently
-    damaged weights); the digest makes any damage, truncation included, detectable at load.
+    damaged weights); the digest makes any damage, truncation included, detectable at load. The
+    magic line tells this project's checkpoints from a file of the same name that is not one.
     """
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getbuffer()
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as f:
+            f.write(CHECKPOINT_MAGIC)
             f.write(payload)
             f.write(hashlib.sha256(payload).digest())
+
+
+def check_ours(path: Path, run: str) -> None:
+    """Refuse to replace or delete a file named like our checkpoint that this project did not write."""
+    if path.is_file():
+        with open(path, "rb") as f:
+            head = f.read(len(CHECKPOINT_MAGIC))
+        if head != CHECKPOINT_MAGIC:
+            raise ForeignFile(f"{run}: {path} is not a checkpoint of this project, so it was left as it is and nothing "
+                              "was trained. Move it elsewhere (or train into another folder), then run again.")
 
 
 def load_checkpoint(path: Path, expected_hash: str, run: str, archive_md5: str | None = None) -> dict | None:
@@ -147,7 +164,7 @@ def load_checkpoint(path: Path, expected_hash: str, run: str, archive_md5: str |
     if not path.exists():
         return None
     try:
-        blob = memoryview(path.read_bytes())
+        blob = memoryview(path.read_bytes())[len(CHECKPOINT_MAGIC):]
         payload, digest = blob[:-DIGEST_BYTES], blob[-DIGEST_BYTES:]
         if len(blob) <= DIGEST_BYTES or hashlib.sha256(payload).digest() != digest:
             raise ValueError("its SHA-256 does not match: the file is truncated or corrupted")
@@ -209,6 +226,7 @@ def _train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devi
     history: list[dict] = []
     start_epoch = 0
     ckpt_path = out_dir / CHECKPOINT
+    check_ours(ckpt_path, run)
     state = load_checkpoint(ckpt_path, chash, run, archive_md5)
     if state is not None:
         model.load_state_dict(state["model"])
