@@ -67,12 +67,12 @@ def simulate_runs(rng, seeds=SEEDS, table1=None, heads=None, batch=None, noise=N
                   seed_sd=SEED_SD, run_sd=RUN_SD) -> pd.DataFrame:
     """A run table as the pipeline writes it; arguments are each experiment's true offsets."""
     shared = dict(zip(seeds, rng.normal(0.0, seed_sd, len(seeds))))
-    default = {"variant": "base", "heads": 8, "batch_size": 256, "sigma": 0.0}
+    default = {"variant": "base", "heads": 8, "batch_size": 256, "test_sigma": 0.0}
     layouts = [
         ("table1", "model", MODELS, table1),
         ("heads", "heads", HEADS, heads),
         ("batch_size", "batch_size", BATCH_SIZES, batch),
-        ("noise", "sigma", SIGMAS, noise),
+        ("noise", "test_sigma", SIGMAS, noise),
         ("ablation", "model", ABLATION, ablation),
     ]
     rows = []
@@ -279,8 +279,8 @@ def test_a_missing_experiment_or_column_is_not_tested():
     assert verdicts["heads influence Recall"].verdict == NOT_TESTED
     assert "no 'heads' runs" in verdicts["Recall peak at 8 heads"].reason
     assert verdicts["batch size influences ACC"].verdict != NOT_TESTED
-    no_sigma = by_label(claims.evaluate(runs.drop(columns="sigma"), PAPER))
-    assert "sigma" in no_sigma["noise level influences ACC"].reason
+    no_sigma = by_label(claims.evaluate(runs.drop(columns="test_sigma"), PAPER))
+    assert "test_sigma" in no_sigma["noise level influences ACC"].reason
     assert no_sigma["ablation: full beats both halves"].verdict != NOT_TESTED
 
 

@@ -62,7 +62,14 @@ BAD_PARAMS = {
     "epochs as bool": (_set("train", "epochs", True), ["train.epochs", "not of type 'integer'"]),
     "batch size as float": (_set("train", "batch_size", 64.5), ["train.batch_size", "not of type 'integer'"]),
     "lr as text": (_set("train", "lr", "fast"), ["train.lr", "not of type 'number'"]),
-    "augment as text": (_set("train", "augment", "yes"), ["train.augment", "not of type 'boolean'"]),
+    "augment as text": (_set("train", "augment", "yes"), ["train.augment", "not of type 'object'"]),
+    "crop_flip as text": (_set("train", "augment", {"crop_flip": "yes"}), ["train.augment.crop_flip", "'boolean'"]),
+    "unknown augment key": (_set("train", "augment", {"rotate": True}), ["train.augment", "'rotate' was unexpected"]),
+    "a step schedule's late milestone": (lambda p: p["train"].update(schedule="step", milestones=[10, 30]),
+                                         ["train:", "milestones [30] are not before the last epoch (30)"]),
+    "a fixed-lr batch of 1": (_set("experiments", "batch_size_fixed_lr", "values", [1, 64]),
+                              ["experiments.batch_size_fixed_lr.values", "batch norm"]),
+    "a tune grid of one lr": (_set("experiments", "tune", "values", [1e-3]), ["experiments.tune.values", "too short"]),
     "seeds as a scalar": (_set("experiments", "table1", "seeds", "0"), ["experiments.table1.seeds", "not of type 'array'"]),
     "section as null": (_set("train", None), ["train:", "not of type 'object'"]),
     "head count as text": (_set("experiments", "heads", "values", ["a"]), ["experiments.heads.values.0", "'integer'"]),
@@ -77,7 +84,7 @@ BAD_PARAMS = {
     "negative lr": (_set("train", "lr", -1e-3), ["train.lr", "less than or equal to the minimum of 0"]),
     "negative lr per model": (_set("train", "per_model", {"msga": {"lr": -1}}), ["train.per_model.msga.lr", "minimum"]),
     "negative weight decay": (_set("train", "weight_decay", -1), ["train.weight_decay", "minimum of 0"]),
-    "negative noise": (_set("noise", "sigma", -0.1), ["noise.sigma", "minimum of 0"]),
+    "negative noise": (_set("noise", "train_sigma", -0.1), ["noise.train_sigma", "minimum of 0"]),
     "zero heads in the sweep": (_set("experiments", "heads", "values", [0]), ["experiments.heads.values.0", "minimum"]),
     "negative seed": (_set("experiments", "table1", "seeds", [-1]), ["experiments.table1.seeds.0", "minimum of 0"]),
     "label smoothing of 1.5": (_set("train", "label_smoothing", 1.5), ["train.label_smoothing", "maximum of 1"]),
@@ -103,8 +110,8 @@ BAD_PARAMS = {
     # heads that do not divide the attention width
     "sweep heads not dividing the width": (_set("experiments", "heads", "values", [1, 7, 8]),
                                            ["models.msga.widths[-1]", "240", "[7]"]),
-    "model heads not dividing the width": (_set("models", "msga_local", "heads", 7),
-                                           ["models.msga_local.widths[-1]", "[7]"]),
+    "model heads not dividing the width": (_set("models", "msga_global", "heads", 7),
+                                           ["models.msga_global.widths[-1]", "[7]"]),
     "width that no head count divides": (_set("models", "msga", "widths", [96, 192, 250]), ["250", "not divisible"]),
     # the recipe against the grid and the data
     "warmup longer than training": (_set("train", "warmup_epochs", 40), ["train:", "warmup_epochs (40) exceeds epochs (30)"]),
@@ -125,7 +132,7 @@ BAD_PARAMS = {
     "a seed too large for torch": (_set("experiments", "table1", "seeds", [2**63]), ["seeds.0", "maximum"]),
     "NaN lr": (_set("train", "lr", float("nan")), ["train.lr", "nan is not a finite number"]),
     "infinite warmup": (_set("train", "warmup_epochs", float("inf")), ["train.warmup_epochs", "not a finite number"]),
-    "NaN sigma": (_set("noise", "sigma", float("nan")), ["noise.sigma", "not a finite number"]),
+    "NaN sigma": (_set("noise", "test_sigma", float("nan")), ["noise.test_sigma", "not a finite number"]),
     "NaN timeout": (_set("data", "timeout", float("nan")), ["data.timeout", "not a finite number"]),
     "NaN label smoothing": (_set("train", "label_smoothing", float("nan")), ["train.label_smoothing", "finite"]),
     "NaN grad clip": (_set("train", "grad_clip", float("nan")), ["train.grad_clip", "finite"]),
@@ -165,18 +172,24 @@ def test_sweep_defaults_are_the_table1_runs(raw):
     for exp in ("heads", "batch_size", "noise"):
         base = {r for r in grid.experiments[exp] if r.variant == BASE_VARIANT}
         assert base == table1_msga, exp
-    # 15 table1 + 18 heads + 12 batch + 12 noise + 6 ablation distinct runs
-    assert len(grid.runs) == 15 + 6 * 3 + 4 * 3 + 4 * 3 + 2 * 3
+    # distinct runs: table1 15; heads, batch size, both noise sweeps: their non-default values x 3 seeds;
+    # the fixed-lr arm meets the base run at the base batch (256): 4 x 3; ablation 2 x 3; tune 5 x 4
+    assert len(grid.runs) == 15 + 6 * 3 + 4 * 3 + 4 * 3 + 4 * 3 + 4 * 3 + 2 * 3 + 5 * 4
+    fixed_lr = {r.id for r in grid.experiments["batch_size_fixed_lr"]}
+    assert {"msga/base/seed0", "msga/batch_size=64,lr_scaling=none/seed0"} <= fixed_lr  # lr is already base's
+    assert grid.configs["msga/batch_size=64,lr_scaling=none/seed0"]["train"]["lr"] == 0.002
     assert set(grid.configs) == {r.id for r in grid.runs}
     assert grid.configs["msga/heads=4/seed1"]["model"]["heads"] == 4
 
 
 def test_variant_round_trip_and_resolution(raw):
     params = validate_params(raw)
-    for overrides in ({"model.heads": 4}, {"train.batch_size": 64}, {"noise.sigma": 0.05}, {}):
+    for overrides in ({"model.heads": 4}, {"train.batch_size": 64}, {"noise.test_sigma": 0.05},
+                      {"noise.train_sigma": 0.1, "noise.test_sigma": 0.1}, {"train.lr": 1e-3, "train.validation": True}, {}):
         assert variant_overrides(variant_name(overrides)) == overrides
     config = resolve_run(params, Run.parse("msga/heads=4,sigma=0.1/seed2"))
-    assert config["model"]["heads"] == 4 and config["noise"]["sigma"] == 0.1 and config["seed"] == 2
+    assert config["model"]["heads"] == 4 and config["seed"] == 2
+    assert config["noise"] == {"train_sigma": 0.1, "test_sigma": 0.1}
     assert config["run"] == "msga/heads=4,sigma=0.1/seed2"
     with pytest.raises(ParamsError, match="model.heads"):
         resolve_run(params, Run.parse("msga/heads=7/seed0"))

@@ -88,6 +88,36 @@ def test_macro_recall_equals_accuracy_on_a_balanced_set(seed):
     assert imbalanced["recall"] != pytest.approx(imbalanced["acc"], abs=1e-9)
 
 
+def test_step_schedule_warms_up_then_multiplies_by_gamma_at_each_milestone():
+    from msga.train import schedule
+
+    lr = schedule({"epochs": 10, "warmup_epochs": 1, "schedule": "step", "milestones": [4, 8], "gamma": 0.2,
+                   "min_lr": 0.0}, steps_per_epoch=10, peak=0.1)
+    assert lr(0) == pytest.approx(0.01) and lr(9) == pytest.approx(0.1)
+    assert [lr(s) for s in (10, 39, 40, 79, 80, 99)] == pytest.approx([0.1, 0.1, 0.02, 0.02, 0.004, 0.004])
+
+
+def test_the_validation_split_holds_out_a_tenth_of_each_class_the_same_for_every_run(packed):
+    from msga.train import split_validation
+
+    images, labels = packed["train_images"], packed["train_labels"]
+    (fit_x, fit_y), (val_x, val_y) = split_validation(images, labels)
+    (_, _), (again_x, _) = split_validation(images, labels)
+    assert torch.equal(val_x, again_x) and len(fit_y) + len(val_y) == len(labels)
+    per_class = torch.bincount(labels, minlength=100)
+    assert torch.equal(torch.bincount(val_y, minlength=100), torch.clamp(per_class // 10, min=1))
+    fit_rows = {tuple(r) for r in fit_x.flatten(1)[:, :64].tolist()}
+    assert not any(tuple(r) in fit_rows for r in val_x.flatten(1)[:, :64].tolist())  # disjoint
+
+
+def test_a_validation_run_is_evaluated_on_the_held_out_split(tmp_path, demo_params, packed):
+    config = run_config(demo_params, "convnext", {"train.epochs": 1, "train.validation": True}, name="val")
+    metrics = train_run(config, packed, tmp_path, pick_device("cpu"))
+    held_out = int(torch.clamp(torch.bincount(packed["train_labels"], minlength=100) // 10, min=1).sum())
+    assert metrics["evaluated_on"] == f"validation split ({held_out} of the training images)"
+    assert sum(map(sum, metrics["confusion_matrix"])) == held_out
+
+
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
     lrs = [lr_at(s, 100, 10, 1.0, 0.01) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from msga.config import build_grid, load_params
 from tests.workflow_helpers import MODELS, copy_repo, demo, job_counts, run, snakemake, two_run_params
 
 pytestmark = pytest.mark.slow
@@ -79,7 +80,8 @@ def test_editing_the_data_code_plans_the_data_steps_again(demo_copy):
 def test_the_real_params_after_the_demo_plan_the_real_data_and_every_run(demo_copy):
     (demo_copy / "params.yaml").write_text((Path(__file__).parents[1] / "params.yaml").read_text())
     planned = _planned(demo_copy)
-    assert planned["train"] == 63 and all(planned[s] == 1 for s in ("download", "verify", "extract", "pack"))
+    runs = len(build_grid(load_params(demo_copy / "params.yaml")).runs)
+    assert planned["train"] == runs and all(planned[s] == 1 for s in ("download", "verify", "extract", "pack"))
     # the demo's data stays where it was; the real data gets files of its own
     assert list((demo_copy / "data" / "packed").glob("synthetic-*.pt"))
 
@@ -90,12 +92,13 @@ def test_a_changed_param_without_retraining_makes_every_run_stale(demo_copy):
     (demo_copy / "changed.yaml").write_text(yaml.safe_dump(params))
     out = demo_copy / "reports"
     proc = run([sys.executable, "-m", "msga.cli", "aggregate", "--params", "changed.yaml", "--out", str(out)], demo_copy)
+    runs = len(build_grid(load_params(demo_copy / "params.yaml")).runs)
     problems = (out / "problems.csv").read_text()
-    assert problems.count(",stale,") == 11 and "train.epochs: 3 -> 5" in problems
-    assert "aggregated 0 of 11 runs" in proc.stdout
+    assert problems.count(",stale,") == runs and "train.epochs: 3 -> 5" in problems
+    assert f"aggregated 0 of {runs} runs" in proc.stdout
     run([sys.executable, "-m", "msga.cli", "report", "--reports", str(out)], demo_copy)
     html = (out / "replication.html").read_text()
-    assert "11 stale" in html and "trained with another configuration" in html
+    assert f"{runs} stale" in html and "trained with another configuration" in html
 
 
 def test_missing_and_truncated_runs_are_named_and_the_report_still_renders(demo_copy):

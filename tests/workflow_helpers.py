@@ -74,7 +74,7 @@ def two_run_params(epochs: int) -> dict:
         "table1": {"models": ["convnext", "msga"], "seeds": [0]},
         "heads": {"model": "msga", "values": [params["models"]["msga"]["heads"]], "seeds": [0]},
         "batch_size": {"model": "msga", "values": [params["train"]["batch_size"]], "seeds": [0]},
-        "noise": {"model": "msga", "values": [params["noise"]["sigma"]], "seeds": [0]},
+        "noise": {"model": "msga", "values": [params["noise"]["test_sigma"]], "seeds": [0]},
         "ablation": {"models": ["msga"], "seeds": [0]},
     }
     return params

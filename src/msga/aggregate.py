@@ -17,8 +17,8 @@ import pandas as pd
 from scipy import stats
 
 from msga import claims, consistency
-from msga.config import Grid, build_grid, load_params
-from msga.experiments import MODEL_SETS, SWEEPS
+from msga.config import Grid, build_grid, load_params, scaled_lr
+from msga.experiments import COORDINATES, MODEL_SETS, SWEEPS, TUNE
 from msga.io import atomic_output, write_json_atomic
 from msga.metrics import HEADLINE, LABELS
 from msga.runfiles import FINISHED, read_run
@@ -28,8 +28,8 @@ log = logging.getLogger("msga.aggregate")
 
 
 
-RECIPE_KEYS = ("epochs", "batch_size", "optimizer", "lr", "lr_scaling", "min_lr", "warmup_epochs", "weight_decay",
-               "label_smoothing", "grad_clip", "augment")
+RECIPE_KEYS = ("epochs", "optimizer", "nesterov", "schedule", "min_lr", "milestones", "gamma", "warmup_epochs",
+               "weight_decay", "label_smoothing", "grad_clip")
 PROBLEM_COLUMNS = ["experiments", "model", "variant", "seed", "status", "reason"]
 
 
@@ -64,8 +64,10 @@ def _row(run: Run, metrics: dict) -> dict:
     return {
         "model": run.model, "variant": run.variant, "seed": run.seed,
         **{k: metrics[k] for k in (*HEADLINE, "top5")},
-        **{sweep.column: _dotted(config, sweep.key) for sweep in SWEEPS.values()},
+        **{column: _dotted(config, key) for column, key in COORDINATES.items()},
         **{k: config["train"].get(k) for k in RECIPE_KEYS},
+        "effective_lr": scaled_lr(config["train"]),
+        "augment": describe_augment(config["train"]["augment"]),
         "data": config.get("data", {}).get("id"),
         "params": metrics.get("params"),
         "flops_per_image": metrics.get("flops_per_image"),
@@ -80,7 +82,18 @@ def _row(run: Run, metrics: dict) -> dict:
 
 def _dotted(config: dict, key: str):
     section, _, leaf = key.partition(".")
-    return config["model" if section == "model" else section].get(leaf)
+    return config[section].get(leaf)
+
+
+def describe_augment(augment: dict) -> str:
+    """A recipe's augmentation in a few words."""
+    parts = ["random crop (pad 4) + horizontal flip"] if augment.get("crop_flip") else []
+    if augment.get("trivial_augment"):
+        parts.append("TrivialAugment-wide")
+    for kind in ("mixup", "cutmix"):
+        if augment.get(f"{kind}_alpha"):
+            parts.append(f"{kind} (alpha {augment[f'{kind}_alpha']:g})")
+    return " + ".join(parts) or "none"
 
 
 def ci95(values: pd.Series) -> float:
@@ -118,11 +131,30 @@ def table1(runs: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
 
 def sweep(runs: pd.DataFrame, exp: str) -> pd.DataFrame:
     """One row per (value, seed) of a sensitivity sweep: the data of Figures 2-4."""
-    col = SWEEPS[exp].column
+    col = SWEEPS[exp].x
     part = runs[runs.experiment == exp] if not runs.empty else runs
     if part.empty:
         return pd.DataFrame(columns=[col, "seed", *HEADLINE])
     return part[[col, "seed", *HEADLINE]].sort_values([col, "seed"]).reset_index(drop=True)
+
+
+TUNE_COLUMNS = ["model", "lr", "val_acc_mean", "val_acc_std", "n_seeds", "best", "table1_lr"]
+
+
+def tune(runs: pd.DataFrame) -> pd.DataFrame:
+    """Validation accuracy per model and learning rate (per 256 images), the best one marked, beside
+    the learning rate Table 1's runs trained with."""
+    part = runs[runs.experiment == TUNE] if not runs.empty else runs
+    if part.empty:
+        return pd.DataFrame(columns=TUNE_COLUMNS)
+    table1_lr = runs[runs.experiment == "table1"].groupby("model")["lr"].first()
+    grouped = part.groupby(["model", "lr"], sort=True)["acc"]
+    out = pd.DataFrame({"val_acc_mean": grouped.mean(), "val_acc_std": grouped.std(ddof=1),
+                        "n_seeds": grouped.count()}).reset_index()
+    best = out.loc[out.groupby("model")["val_acc_mean"].idxmax(), ["model", "lr"]]  # ties: the smaller lr
+    out["best"] = out.set_index(["model", "lr"]).index.isin(best.set_index(["model", "lr"]).index)
+    out["table1_lr"] = out["model"].map(table1_lr)
+    return out[TUNE_COLUMNS]
 
 
 def costs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -181,7 +213,7 @@ def main(args) -> None:
     paper = pd.read_csv(args.paper)
     if runs.empty:
         runs = pd.DataFrame(columns=["experiment", "model", "variant", "seed", *HEADLINE, "top5",
-                                     *(s.column for s in SWEEPS.values())])
+                                     *COORDINATES])
     t1 = table1(runs, paper)
     abl = summarize(runs[runs.experiment == "ablation"], "model")
     verdicts = claims.evaluate(runs, paper)
@@ -189,7 +221,7 @@ def main(args) -> None:
     frames = {
         "table1.csv": t1, "ablation.csv": abl, "costs.csv": costs(runs), "claims.csv": claims.to_frame(verdicts),
         "consistency.csv": consistency.paper_gaps(paper).merge(gaps, on="model", how="left", suffixes=("_paper", "_ours")),
-        "runs.csv": runs, "problems.csv": problems,
+        "tune.csv": tune(runs), "runs.csv": runs, "problems.csv": problems,
         **{f"plots/{exp}.csv": sweep(runs, exp) for exp in SWEEPS},
         "plots/curves.csv": curves if not curves.empty else pd.DataFrame(columns=["model", "variant", "seed", "epoch"]),
     }

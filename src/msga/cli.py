@@ -226,6 +226,20 @@ def cmd_aggregate(args) -> None:
     aggregate_main(args)
 
 
+def cmd_tune(args) -> None:
+    from msga import tuning
+
+    best = tuning.winners(Path(args.reports) / "tune.csv")
+    print("best learning rate per 256 images, on the validation split:")
+    for model, lr in sorted(best.items()):
+        print(f"  {model:<14} {lr:g}")
+    if not args.apply:
+        print(f"to train Table 1 with them: msga tune --apply --params {args.params}")
+        return
+    changes = tuning.apply(args.params, best)
+    print("\n".join(f"{args.params}: {c}" for c in changes) or f"{args.params} already holds them")
+
+
 def cmd_report(args) -> None:
     from msga.report import render
 
@@ -330,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", help="output folder")
     p.add_argument("--paper", default="workflow/resources/paper_table1.csv")
     p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("tune", help="the tune experiment's best learning rates; --apply writes them into params")
+    p.add_argument("--reports", default="reports", help="folder holding tune.csv (msga aggregate writes it)")
+    p.add_argument("--params", default="params.yaml", help="the params file to update with --apply")
+    p.add_argument("--apply", action="store_true", help="write train.per_model.<model>.lr for each tuned model")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("report", help="execute the notebook with papermill and render reports/replication.html")
     p.add_argument("--reports", default="reports", help="folder with the aggregate outputs")

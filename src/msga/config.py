@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from msga.experiments import MODEL_SETS, SWEEPS
+from msga.experiments import MODEL_SETS, SWEEPS, TUNE
 from msga.runs import BASE_VARIANT, Run, variant_name
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "params.schema.yaml"
@@ -188,27 +188,31 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 
 def cross_field_problems(params: dict) -> list[str]:
-    """Rules JSON Schema cannot state: names that must exist, widths head counts must divide."""
+    """Rules JSON Schema cannot state: names that must exist, widths head counts must divide, the
+    recipe against the grid and the data."""
     from msga.models import list_models
 
     registered = set(list_models())
+    exps = params["experiments"]
     problems = []
     for name in params["models"]:
         if name not in registered:
             problems.append(f"models.{name}: no such model; registered: {', '.join(sorted(registered))}")
-    for exp, spec in params["experiments"].items():
+    for exp, spec in exps.items():
         for name in spec["models"] if "models" in spec else [spec["model"]]:
             if name not in params["models"]:
                 problems.append(f"experiments.{exp}: model '{name}' has no entry under models "
                                 f"(known: {', '.join(params['models'])})")
-    heads_spec = params["experiments"]["heads"]
-    if "heads" not in params["models"].get(heads_spec["model"], {}):
-        problems.append(f"experiments.heads.model: '{heads_spec['model']}' has no attention heads to sweep")
+    swept_heads: dict[str, list[int]] = {}
+    if "heads" in exps:
+        model = exps["heads"]["model"]
+        if "heads" not in params["models"].get(model, {"heads": 0}):
+            problems.append(f"experiments.heads.model: '{model}' has no attention heads to sweep")
+        swept_heads[model] = exps["heads"]["values"]
     for name, arch in params["models"].items():
-        if "heads" in arch and "widths" in arch:
+        if "heads" in arch and "widths" in arch and arch.get("attn_depth", 1):
             width = arch["widths"][-1]
-            heads = [arch["heads"]] + (heads_spec["values"] if name == heads_spec["model"] else [])
-            bad = sorted({h for h in heads if width % h})
+            bad = sorted({h for h in [arch["heads"], *swept_heads.get(name, [])] if width % h})
             if bad:
                 problems.append(
                     f"models.{name}.widths[-1]: the attention width {width} is not divisible by head count(s) "
@@ -218,34 +222,43 @@ def cross_field_problems(params: dict) -> list[str]:
             for i, (dim, heads) in enumerate(zip(arch["embed_dim"], arch["num_heads"])):
                 if dim % heads:
                     problems.append(f"models.{name}.embed_dim[{i}]: {dim} is not divisible by num_heads[{i}] = {heads}")
-    for b in params["experiments"]["batch_size"]["values"]:
-        if b < 2:
-            problems.append(f"experiments.batch_size.values: batch size {b} must be at least 2 (batch norm)")
     return problems + _recipe_problems(params)
+
+
+def _recipes(params: dict) -> dict[str, dict]:
+    """Where a recipe is set -> the recipe in force there (train, then each model's entry)."""
+    train = params["train"]
+    return {"train": train, **{f"train.per_model.{m}": {**train, **o} for m, o in train["per_model"].items()}}
 
 
 def _recipe_problems(params: dict) -> list[str]:
     """The recipe against the grid and the data: errors a job would otherwise hit hours in."""
-    train, problems = params["train"], []
+    train, exps, problems = params["train"], params["experiments"], []
     for name in train["per_model"]:
         if name not in params["models"]:
             problems.append(f"train.per_model.{name}: no such model under models (known: {', '.join(params['models'])})")
-    recipes = {"train": train, **{f"train.per_model.{m}": {**train, **o} for m, o in train["per_model"].items()}}
-    for where, recipe in recipes.items():
+    for where, recipe in _recipes(params).items():
         if recipe["warmup_epochs"] > recipe["epochs"]:
             problems.append(f"{where}: warmup_epochs ({recipe['warmup_epochs']}) exceeds epochs ({recipe['epochs']}): "
                             "the learning rate would never reach its peak; shorten the warmup")
         if recipe["min_lr"] > recipe["lr"]:
             problems.append(f"{where}: min_lr ({recipe['min_lr']}) exceeds lr ({recipe['lr']}): the cosine would "
                             "rise instead of decay; lower min_lr")
+        late = [m for m in recipe["milestones"] if m >= recipe["epochs"]]
+        if recipe["schedule"] == "step" and late:
+            problems.append(f"{where}: milestones {late} are not before the last epoch ({recipe['epochs']})")
     data = params["data"]
     n_train = 100 * data["synthetic"]["train_per_class"] if data["source"] == "synthetic" else CIFAR100_TRAIN_IMAGES
-    batches = {"train.batch_size": [train["batch_size"]], "experiments.batch_size.values": params["experiments"]["batch_size"]["values"],
+    batches = {"train.batch_size": [train["batch_size"]],
+               **{f"experiments.{e}.values": exps[e]["values"] for e in ("batch_size", "batch_size_fixed_lr") if e in exps},
                **{f"train.per_model.{m}.batch_size": [o["batch_size"]] for m, o in train["per_model"].items() if "batch_size" in o}}
     for where, sizes in batches.items():
+        if [b for b in sizes if b < 2]:
+            problems.append(f"{where}: batch sizes below 2 {[b for b in sizes if b < 2]}: batch norm needs 2 images")
         too_big = [b for b in sizes if b > n_train]
         if too_big:
-            problems.append(f"{where}: batch size {too_big} exceeds the {n_train} training images of data.source {data['source']}")
+            problems.append(f"{where}: batch size {too_big} exceeds the {n_train} training images of data.source "
+                            f"{data['source']}")
     if data["tarball"] and set(data["tarball"]) & {"{", "}"}:
         problems.append(f"data.tarball: {data['tarball']!r} holds a brace, which Snakemake reads as a wildcard in "
                         "every input path; rename the file or link it under a name without braces")
@@ -275,18 +288,20 @@ def dataset(params: dict) -> dict:
 def resolve_run(params: dict, run: Run | str, overrides: dict[str, Any] | None = None) -> dict:
     """The complete configuration of one run: what its job trains and its metrics.json records.
 
-    `overrides` (dotted keys: model.*, train.*, noise.*) default to the run's own variant.
+    `overrides` (dotted keys: model.*, train.*, noise.*) default to the run's own variant. The
+    recipe is params' train section, then the model's train.per_model entry, then the run's own
+    train.* overrides; validated together, so a run cannot break a rule a params file could not.
     """
     from msga.runs import variant_overrides
 
     run = Run.parse(run) if isinstance(run, str) else run
     if run.model not in params["models"]:
         raise ParamsError(f"model '{run.model}' has no entry under models (known: {', '.join(params['models'])})")
+    per_model = dict(params["train"]["per_model"].get(run.model, {}))
     overrides = variant_overrides(run.variant) if overrides is None else overrides
     if overrides:  # params themselves were validated by the caller; overridden ones are checked again
         params = _with_overrides(params, run.model, overrides)
-    per_model = params["train"]["per_model"].get(run.model, {})
-    train = {k: v for k, v in params["train"].items() if k != "per_model"} | per_model
+    train = {k: v for k, v in params["train"].items() if k != "per_model"} | params["train"]["per_model"].get(run.model, {})
     return {
         "run": run.id,
         "model": {"name": run.model, **params["models"][run.model]},
@@ -300,20 +315,21 @@ def resolve_run(params: dict, run: Run | str, overrides: dict[str, Any] | None =
 
 
 def _with_overrides(params: dict, model: str, overrides: dict[str, Any]) -> dict:
-    """Write run overrides (model.*, train.*, noise.*) into a copy of params and revalidate."""
+    """Write a run's overrides into a copy of params and revalidate: model.* into the model's
+    sizes, train.* into its train.per_model entry (so they win over it), noise.* into noise."""
     params = copy.deepcopy(params)
     for dotted, value in overrides.items():
-        section, _, rest = dotted.partition(".")
-        if section not in ("model", "train", "noise") or not rest:
-            raise ParamsError(f"override {dotted}: keys start with model., train. or noise. (e.g. model.heads)")
-        node = params["models"][model] if section == "model" else params[section]
-        *parents, leaf = rest.split(".")
-        for p in parents:
-            if not isinstance(node.get(p), dict):
-                raise ParamsError(f"override {dotted}: {p} is not a section")
-            node = node[p]
+        section, _, leaf = dotted.partition(".")
+        if section not in ("model", "train", "noise") or not leaf or "." in leaf:
+            raise ParamsError(f"override {dotted}: keys are model.<key>, train.<key> or noise.<key> (e.g. model.heads)")
+        if section == "model":
+            node = params["models"][model]
+        elif section == "train":
+            node = params["train"]["per_model"].setdefault(model, {})
+        else:
+            node = params["noise"]
         node[leaf] = value
-    return validate_params(params, source=f"params with overrides {overrides}")
+    return validate_params(params, source=f"params with the overrides of a run of {model}: {overrides}")
 
 
 def config_hash(config: dict) -> str:
@@ -367,31 +383,68 @@ class Grid:
                    raw["configs"])
 
 
+def enabled(params: dict, experiment: str) -> bool:
+    spec = params["experiments"].get(experiment)
+    return spec is not None and spec.get("enabled", True)
+
+
+def scaled_lr(train: dict) -> float:
+    """The peak learning rate a recipe trains at: lr per 256 images, scaled to its batch size."""
+    ratio = train["batch_size"] / 256
+    return train["lr"] * {"linear": ratio, "sqrt": math.sqrt(ratio), "none": 1.0}[train["lr_scaling"]]
+
+
+def _as_trained(config: dict) -> str:
+    """A run's configuration as training sees it: the effective learning rate, not how it was
+    written (lr and lr_scaling), and not the run's name."""
+    train = {k: v for k, v in config["train"].items() if k not in ("lr", "lr_scaling")}
+    return json.dumps({**config, "run": None, "overrides": None, "per_model_overrides": None,
+                       "train": {**train, "effective_lr": scaled_lr(config["train"])}}, sort_keys=True)
+
+
 def build_grid(params: dict) -> Grid:
-    """Resolve every run of the experiments. A sweep value equal to the base configuration IS the
-    base run (one job serves Table 1 and the sweep's default point)."""
+    """Resolve every run of the enabled experiments. An override equal to the base configuration
+    is dropped, and a run that trains exactly as another run (same configuration as training sees
+    it) IS that run: a sweep's default point is the base run, one job serves Table 1 and the
+    sweeps, and a fixed-learning-rate arm meets the base run at the base batch size."""
     grid = Grid(params)
     exps = params["experiments"]
-    base = {}  # model -> its base configuration
+    bases: dict[str, dict] = {}
+    trained: dict[str, Run] = {}  # configuration as trained -> the run that trains it
 
-    def add(exp: str, run: Run, config: dict) -> None:
+    def base(model: str) -> dict:
+        if model not in bases:
+            bases[model] = resolve_run(params, Run(model, BASE_VARIANT, 0), {})
+        return bases[model]
+
+    def add(exp: str, model: str, seed: int, overrides: dict) -> None:
+        kept = {k: v for k, v in overrides.items() if _at(base(model), k) != v}
+        run = Run(model, variant_name(kept), seed)
+        config = grid.configs.get(run.id) or resolve_run(params, run, kept)
+        run = trained.setdefault(_as_trained(config), run)  # an earlier run that trains the same, if any
         grid.experiments.setdefault(exp, []).append(run)
         grid.configs.setdefault(run.id, config)
 
     for exp in MODEL_SETS:
-        for model in exps[exp]["models"]:
-            for seed in exps[exp]["seeds"]:
-                run = Run(model, BASE_VARIANT, seed)
-                add(exp, run, resolve_run(params, run, {}))
+        if enabled(params, exp):
+            for model in exps[exp]["models"]:
+                for seed in exps[exp]["seeds"]:
+                    add(exp, model, seed, {})
     for exp, sweep in SWEEPS.items():
-        spec = exps[exp]
-        model = spec["model"]
-        if model not in base:
-            base[model] = resolve_run(params, Run(model, BASE_VARIANT, 0), {})
-        section, _, leaf = sweep.key.partition(".")
-        for value in spec["values"]:
-            overrides = {} if base[model][section][leaf] == value else {sweep.key: value}
-            for seed in spec["seeds"]:
-                run = Run(model, variant_name(overrides), seed)
-                add(exp, run, grid.configs.get(run.id) or resolve_run(params, run, overrides))
+        if enabled(params, exp):
+            for value in exps[exp]["values"]:
+                for seed in exps[exp]["seeds"]:
+                    model = exps[exp]["model"]
+                    add(exp, model, seed, sweep.overrides(value, scaled_lr(base(model)["train"])))
+    if enabled(params, TUNE):
+        for model in exps[TUNE]["models"]:
+            for lr in exps[TUNE]["values"]:
+                for seed in exps[TUNE]["seeds"]:
+                    add(TUNE, model, seed, {"train.lr": lr, "train.validation": True})
     return grid
+
+
+def _at(config: dict, dotted: str):
+    """A run configuration's value at model.*, train.* or noise.*."""
+    section, _, leaf = dotted.partition(".")
+    return config[section].get(leaf)

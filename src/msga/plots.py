@@ -19,7 +19,6 @@ from msga.io import atomic_output  # noqa: E402
 
 
 ERROR_BARS = "error bars: +-1 standard deviation over seeds (none with a single seed)"
-SWEEP_LABELS = {sweep.column: sweep.label for sweep in SWEEPS.values()}
 
 
 def _save(fig, path: Path) -> None:
@@ -51,7 +50,8 @@ def table1_bars(t1: pd.DataFrame, path: Path) -> None:
     _save(g.figure, path)
 
 
-def sweep_plot(df: pd.DataFrame, x: str, metrics: list[str], title: str, path: Path, log_x: bool = False) -> None:
+def sweep_plot(df: pd.DataFrame, x: str, metrics: list[str], title: str, path: Path, log_x: bool = False,
+               label: str = "") -> None:
     if df.empty:
         return _empty(path, title)
     long = df.melt(id_vars=[x, "seed"], value_vars=metrics, var_name="metric", value_name="value")
@@ -64,7 +64,7 @@ def sweep_plot(df: pd.DataFrame, x: str, metrics: list[str], title: str, path: P
     else:
         ax.set_xticks(sorted(df[x].unique()))
     ax.set_title(title)
-    ax.set_xlabel(SWEEP_LABELS.get(x, x))
+    ax.set_xlabel(label or x)
     ax.set_ylabel("metric (mean over seeds)")
     ax.grid(alpha=0.3)
     fig.text(0.01, -0.02, ERROR_BARS, fontsize=8, ha="left", va="top")
@@ -116,8 +116,8 @@ def draw_all(frames: dict, folder: Path, paper: pd.DataFrame) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     table1_bars(frames["table1.csv"], folder / "table1.png")
     for exp, sweep in SWEEPS.items():
-        sweep_plot(frames[f"plots/{exp}.csv"], sweep.column, list(sweep.metrics), sweep.title, folder / sweep.figure,
-                   log_x=sweep.column == "batch_size")
+        sweep_plot(frames[f"plots/{exp}.csv"], sweep.x, list(sweep.metrics), sweep.title, folder / sweep.figure,
+                   log_x=sweep.x == "batch_size", label=sweep.label)
     curves_plot(frames["plots/curves.csv"], folder / "curves.png")
     ablation_plot(frames["ablation.csv"], folder / "ablation.png")
     auc_vs_acc(frames["runs.csv"], paper, folder / "auc_vs_acc.png")

@@ -58,11 +58,13 @@ def title(reports: str | Path) -> Markdown:
 
 
 def _recipe(r: dict) -> str:
-    return (f"{r['optimizer']}, peak lr {r['lr']:g} per 256 images ({r['lr_scaling']} scaling with batch size), "
-            f"{r['warmup_epochs']:g} warmup epochs then cosine to {r['min_lr']:g}, weight decay {r['weight_decay']:g}, "
-            f"label smoothing {r['label_smoothing']:g}, gradient clipping {r['grad_clip']:g}, {r['epochs']} epochs, "
-            f"batch size {r['batch_size']}, augmentation "
-            f"{'random crop (pad 4) + horizontal flip' if r['augment'] else 'none'}")
+    decay = (f"cosine to {r['min_lr']:g}" if r["schedule"] == "cosine"
+             else f"x{r['gamma']:g} at epochs {r['milestones']}")
+    optimizer = f"{r['optimizer']}{' (Nesterov)' if r['optimizer'] == 'sgd' and r['nesterov'] else ''}"
+    return (f"{optimizer}, peak learning rate {r['effective_lr']:.3g} at batch size {r['batch_size']} "
+            f"({r['lr']:g} per 256 images, {r['lr_scaling']} scaling), {r['warmup_epochs']:g} warmup epochs then "
+            f"{decay}, weight decay {r['weight_decay']:g}, label smoothing {r['label_smoothing']:g}, gradient "
+            f"clipping {r['grad_clip']:g}, {r['epochs']} epochs, augmentation {r['augment']}")
 
 
 def overview(reports: str | Path) -> Markdown:

@@ -48,14 +48,22 @@ def format_value(value: Any) -> str:
 
 
 def variant_name(overrides: dict[str, Any]) -> str:
-    """{dotted key: value} -> 'heads=4' (sorted, comma-joined) or 'base'."""
-    column = {key: col for col, key in VARIANT_KEYS.items()}
+    """{dotted key: value} -> 'heads=4' or 'lr=0.001,val=True' (parts sorted) or 'base'.
+
+    A variant key that sets several dotted keys (sigma: train and test noise) names them only
+    when all are overridden to one value; what no key names is an error.
+    """
+    remaining = dict(overrides)
     parts = []
-    for key in sorted(overrides):
-        if key not in column:
-            raise RunIdError(f"override {key}: not a swept key; known: {', '.join(VARIANT_KEYS.values())}")
-        parts.append(f"{column[key]}={format_value(overrides[key])}")
-    return ",".join(parts) or BASE_VARIANT
+    for short, keys in VARIANT_KEYS.items():  # sigma before test_sigma: the wider name first
+        if all(k in remaining for k in keys) and len({repr(remaining[k]) for k in keys}) == 1:
+            parts.append(f"{short}={format_value(remaining[keys[0]])}")
+            for k in keys:
+                del remaining[k]
+    if remaining:
+        known = "; ".join(f"{short} sets {' and '.join(keys)}" for short, keys in VARIANT_KEYS.items())
+        raise RunIdError(f"overrides {sorted(remaining)}: no variant key names them ({known})")
+    return ",".join(sorted(parts)) or BASE_VARIANT
 
 
 def variant_overrides(variant: str) -> dict[str, Any]:
@@ -65,8 +73,8 @@ def variant_overrides(variant: str) -> dict[str, Any]:
         return {}
     out = {}
     for part in variant.split(","):
-        column, sep, text = part.partition("=")
-        if not sep or column not in VARIANT_KEYS:
+        short, sep, text = part.partition("=")
+        if not sep or short not in VARIANT_KEYS:
             raise RunIdError(f"variant {variant!r}: {part!r} is not KEY=VALUE with KEY one of {', '.join(VARIANT_KEYS)}")
         value = yaml.safe_load(text)
         if isinstance(value, str):  # YAML 1.1 leaves 8e-3 a string
@@ -74,5 +82,5 @@ def variant_overrides(variant: str) -> dict[str, Any]:
                 value = float(value)
             except ValueError:
                 pass
-        out[VARIANT_KEYS[column]] = value
+        out.update({key: value for key in VARIANT_KEYS[short]})
     return out

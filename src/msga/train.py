@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from msga import provenance
-from msga.config import config_hash
+from msga.config import config_hash, scaled_lr
 from msga.data.loader import DeviceData, channel_stats
 from msga.errors import Failure
 from msga.folderlock import exclusive
@@ -91,18 +91,44 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch  # distinct per (seed, epoch); a resume replays the same stream
 
 
-def scaled_lr(train: dict) -> float:
-    ratio = train["batch_size"] / 256
-    factor = {"linear": ratio, "sqrt": math.sqrt(ratio), "none": 1.0}[train["lr_scaling"]]
-    return train["lr"] * factor
-
-
 def lr_at(step: int, total: int, warmup: int, peak: float, floor: float) -> float:
     """Linear warmup to the peak, then cosine down to the floor."""
     if step < warmup:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def step_lr_at(step: int, warmup: int, peak: float, milestone_steps: list[int], gamma: float) -> float:
+    """Linear warmup to the peak, then the peak times gamma for each milestone passed."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * gamma ** sum(step >= m for m in milestone_steps)
+
+
+def schedule(train: dict, steps_per_epoch: int, peak: float):
+    """step -> learning rate, for the recipe's schedule (milestones are in epochs)."""
+    total, warmup = steps_per_epoch * train["epochs"], round(train["warmup_epochs"] * steps_per_epoch)
+    if train["schedule"] == "step":
+        milestones = [round(m * steps_per_epoch) for m in train["milestones"]]
+        return lambda step: step_lr_at(step, warmup, peak, milestones, train["gamma"])
+    return lambda step: lr_at(step, total, warmup, peak, train["min_lr"])
+
+
+VALIDATION_SEED = 20_240_601  # one held-out split for every run, whatever its seed
+VALIDATION_SHARE = 10  # 1 in 10 training images of each class: 5,000 of CIFAR-100's 50,000
+
+
+def split_validation(images: torch.Tensor, labels: torch.Tensor) -> tuple[tuple, tuple]:
+    """(train images, labels), (validation images, labels): a tenth of each class held out, the
+    same tenth for every run, so learning rates are chosen without looking at the test set."""
+    g = torch.Generator().manual_seed(VALIDATION_SEED)
+    held = torch.zeros(len(labels), dtype=torch.bool)
+    for c in labels.unique():
+        members = (labels == c).nonzero().flatten()
+        chosen = members[torch.randperm(len(members), generator=g)[: max(1, len(members) // VALIDATION_SHARE)]]
+        held[chosen] = True
+    return (images[~held], labels[~held]), (images[held], labels[held])
 
 
 def make_optimizer(model: nn.Module, train: dict, lr: float) -> torch.optim.Optimizer:
@@ -112,7 +138,7 @@ def make_optimizer(model: nn.Module, train: dict, lr: float) -> torch.optim.Opti
         (no_decay if p.ndim <= 1 or "pos_embed" in name or "cls_token" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": train["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
     if train["optimizer"] == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=train["nesterov"])
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
 
 
@@ -197,7 +223,7 @@ def _train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devi
     archive_md5 = data["dataset"]["archive_md5"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train, seed, sigma = config["train"], config["seed"], config["noise"]["sigma"]
+    train, seed, noise = config["train"], config["seed"], config["noise"]
     chash = config_hash(config)
     setup_backend(device, train["deterministic"])
     cuda = device.type == "cuda"
@@ -208,19 +234,21 @@ def _train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devi
     n_params, flops = count_params(model), forward_flops(model)
     model = model.to(device, memory_format=torch.channels_last)
 
-    mean, std = channel_stats(data["train_images"])
+    fit, held_out = (data["train_images"], data["train_labels"]), (data["test_images"], data["test_labels"])
+    if train["validation"]:
+        fit, held_out = split_validation(*fit)
+    mean, std = channel_stats(fit[0])
     store = torch.float16 if cuda else torch.float32  # fp16 holds normalized uint8 pixels exactly enough
-    train_set = DeviceData(data["train_images"], data["train_labels"], mean, std, device, store)
-    test_set = DeviceData(data["test_images"], data["test_labels"], mean, std, device, store)
-    test_set.fix_noise(sigma, seed=epoch_seed(seed, 10**6))  # one fixed draw of test noise per run
+    train_set = DeviceData(*fit, mean, std, device, store)
+    test_set = DeviceData(*held_out, mean, std, device, store)
+    test_set.fix_noise(noise["test_sigma"], seed=epoch_seed(seed, 10**6))  # one fixed draw of test noise per run
 
     batch = train["batch_size"]
     if batch > train_set.n:
         raise ValueError(f"{run}: batch_size {batch} exceeds the {train_set.n} training images")
     steps_per_epoch = train_set.n // batch
-    total_steps = steps_per_epoch * train["epochs"]
-    warmup = round(train["warmup_epochs"] * steps_per_epoch)
     peak = scaled_lr(train)
+    lr_of = schedule(train, steps_per_epoch, peak)
     optimizer = make_optimizer(model, train, peak)
 
     history: list[dict] = []
@@ -243,11 +271,11 @@ def _train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devi
         correct = torch.zeros((), device=device, dtype=torch.long)
         bad_step = torch.full((), -1, device=device, dtype=torch.long)
         t0 = time.perf_counter()
-        batches = train_set.train_batches(batch, gen, train["augment"], sigma)
+        batches = train_set.train_batches(batch, gen, train["augment"]["crop_flip"], noise["train_sigma"])
         bar = tqdm(batches, total=steps_per_epoch, desc=f"{run} epoch {epoch + 1}", disable=not show_bar, leave=False)
         for i, (x, y) in enumerate(bar):
             step = epoch * steps_per_epoch + i
-            lr = lr_at(step, total_steps, warmup, peak, train["min_lr"])
+            lr = lr_of(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x = x.contiguous(memory_format=torch.channels_last)
@@ -312,6 +340,7 @@ def _train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devi
         "config": config,
         "config_hash": chash,
         "data": dict(data["dataset"]),
+        "evaluated_on": f"validation split ({test_set.n} of the training images)" if train["validation"] else "test set",
         "params": n_params,
         "flops_per_image": flops,
         "train_seconds": train_time,
