@@ -53,6 +53,7 @@ else:
                 ARCHIVE,
             params:
                 md5=DATASET["md5"],
+            localrule: True  # the user's file is where Snakemake runs
             conda:
                 "../envs/msga.yaml"
             log:
@@ -70,6 +71,7 @@ else:
                 md5=DATASET["md5"],
                 timeout=PARAMS["data"]["timeout"],
                 retries=PARAMS["data"]["retries"],
+            localrule: True  # cluster compute nodes often have no internet
             conda:
                 "../envs/msga.yaml"
             log:
