@@ -96,6 +96,26 @@ def cmd_runs(args) -> None:
           f"({sum(len(e) for e in serves.values())} experiment slots in all)")
 
 
+def cmd_status(args) -> None:
+    from msga import status
+    from msga.config import build_grid, load_params
+
+    state = status.collect(build_grid(load_params(_params(args))), args.runs)
+    if state.running:
+        print(f"running here: pid {state.running['pid']} since {state.running['started']}: {state.running['command']}")
+    counts: dict[str, int] = {}
+    for s in state.states:
+        counts[s.status] = counts.get(s.status, 0) + 1
+        if s.status != "finished" and (args.all or s.status != "missing"):
+            print(f"  {s.status:<12} {s.reason}")
+    print(", ".join(f"{n} {status_}" for status_, n in counts.items()) + f" of {len(state.states)} runs")
+    if state.seconds_left:
+        print(f"training left: about {status.describe(state.seconds_left)} one run at a time, from the epoch "
+              "times measured so far")
+    elif counts.get("finished", 0) < len(state.states):
+        print("training left: no epoch measured yet to estimate it from")
+
+
 def cmd_resolve(args) -> None:
     from msga.config import build_grid, load_params, resolve_run
     from msga.io import write_text_atomic
@@ -260,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list the distinct training runs of the grid and the experiments each serves")
     _params_arg(p)
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("status", help="which runs are finished, in progress, stale, damaged or missing; time left")
+    _params_arg(p)
+    p.add_argument("--runs", default="results/runs", help="folder of the run folders")
+    p.add_argument("--all", action="store_true", help="also list each missing run")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("resolve", help="write one run's resolved configuration (what `msga train --config` takes)")
     _params_arg(p)
