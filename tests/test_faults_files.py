@@ -18,6 +18,7 @@ import msga.train
 from msga.config import config_hash
 from msga.runfiles import DAMAGED, FINISHED, MISSING, read_run
 from msga.runs import Run
+from msga.data.archive import md5sum
 from msga.io import WriteFailed, write_json_atomic
 from msga.train import CHECKPOINT, load_checkpoint, pick_device, train_run
 from tests.conftest import run_config
@@ -124,6 +125,54 @@ def test_pack_into_a_file_size_limit_fails_clearly_and_keeps_the_old_file(tmp_pa
     assert f"could not write {out}" in proc.stderr and "Traceback" not in proc.stderr
     assert out.read_bytes() == b"an older packed file"
     assert _leftovers(out.parent) == []
+
+
+def _extraction_setup(tmp_path, fixture_archive):
+    """An archive, its verification record, and an extraction folder holding older members and a
+    user's notes; returns (archive, verified, work folder, the folder's files and their bytes)."""
+    archive, md5 = fixture_archive
+    verified = tmp_path / "verified.json"
+    write_json_atomic(verified, {"md5": md5})
+    folder = tmp_path / "work" / "cifar-100-python"
+    folder.mkdir(parents=True)
+    for name in ("train", "test", "meta", "notes.txt"):
+        (folder / name).write_bytes(f"older {name}".encode())
+    return archive, verified, folder.parent, {p: p.read_bytes() for p in folder.iterdir()}
+
+
+def _says_write_failure_not_damage(message: str, member_path) -> None:
+    assert f"could not write {member_path}" in message, message
+    assert "MB are needed there" in message and "df -h" in message  # where, how much, what to do
+    assert "not a readable" not in message and "delete" not in message.lower()  # the archive is fine
+
+
+def test_extract_into_a_file_size_limit_names_the_write_failure_and_keeps_everything(tmp_path, fixture_archive):
+    """A real kernel write failure (EFBIG under RLIMIT_FSIZE) while extracting: not a damaged archive."""
+    archive, verified, work, before = _extraction_setup(tmp_path, fixture_archive)
+    md5 = md5sum(archive)
+    proc = subprocess.run([sys.executable, "-m", "msga.cli", "extract", "--archive", str(archive),
+                           "--verified", str(verified), "--out", str(work)],
+                          capture_output=True, text=True, preexec_fn=_file_size_limit(2_000_000))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "File too large" in proc.stderr
+    _says_write_failure_not_damage(proc.stderr, work / "cifar-100-python" / "train")  # train: the one over 2 MB
+    assert {p: p.read_bytes() for p in (work / "cifar-100-python").iterdir()} == before  # no temp file either
+    assert md5sum(archive) == md5
+
+
+def test_disk_full_while_extracting_names_the_write_failure_and_keeps_everything(tmp_path, fixture_archive,
+                                                                                 monkeypatch):
+    from msga.data import archive as archive_module
+    from msga.data.archive import extract
+
+    archive, verified, work, before = _extraction_setup(tmp_path, fixture_archive)
+    md5 = md5sum(archive)
+    monkeypatch.setattr(archive_module, "open", DiskFillsUp(fail_at=2), raising=False)  # the second member
+    with pytest.raises(WriteFailed, match="No space left on device") as exc:
+        extract(archive, work, md5)
+    _says_write_failure_not_damage(str(exc.value), work / "cifar-100-python" / "test")
+    assert {p: p.read_bytes() for p in (work / "cifar-100-python").iterdir()} == before
+    assert md5sum(archive) == md5
 
 
 def _damage(path, how: str) -> None:

@@ -4,8 +4,10 @@ opcode, as an attacker would, and must be refused without any of it running."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import pickle
+import re
 import struct
 import tarfile
 
@@ -199,7 +201,8 @@ def _python2_pickle(data: np.ndarray, labels: list[int]) -> bytes:
     def binstring(raw: bytes) -> bytes:
         return pickle.BINSTRING + struct.pack("<i", len(raw)) + raw
 
-    dtype = _build(_call(_global("numpy", "dtype"), binstring(b"u1"), pickle.BININT1 + b"\x00", pickle.BININT1 + b"\x01"),
+    zero, one = pickle.BININT1 + b"\x00", pickle.BININT1 + b"\x01"
+    dtype = _build(_call(_global("numpy", "dtype"), binstring(b"u1"), zero, one),
                    _tuple(_int(3), binstring(b"|"), pickle.NONE, pickle.NONE, pickle.NONE, _int(-1), _int(-1), _int(0)))
     empty = _call(_global("numpy.core.multiarray", "_reconstruct"), _global("numpy", "ndarray"),
                   _tuple(_int(0)), binstring(b"b"))
@@ -231,3 +234,189 @@ def test_python2_split_loads_pixel_for_pixel(tmp_path, fixture_archive):
     (tmp_path / "cifar-100-python" / "test").write_bytes(_python2_pickle(data, labels.tolist()))
     again, labels_again, _ = load_split(tmp_path, "test")
     assert np.array_equal(again.numpy(), images.numpy()) and labels_again.tolist() == labels.tolist()
+
+
+# ---------------------------------------------------------------- archives that would fill a disk
+
+
+def _fixture_members(fixture_archive) -> dict[str, bytes]:
+    with tarfile.open(fixture_archive[0], "r:gz") as tar:
+        return {m.name.split("/")[-1]: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def _file(name: str, payload: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(f"cifar-100-python/{name}")
+    info.size = len(payload)
+    return info, payload
+
+
+def _sparse(name: str, declared: int) -> tuple[tarfile.TarInfo, bytes]:
+    """A GNU sparse member (PAX 1.0): 8 real bytes that extract to `declared` bytes, zeros mostly."""
+    sparse_map = b"1\n0\n8\n"
+    data = sparse_map + b"\0" * (512 - len(sparse_map)) + b"12345678"
+    info = tarfile.TarInfo(f"cifar-100-python/GNUSparseFile.0/{name}")
+    info.size = len(data)
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.realsize": str(declared),
+                        "GNU.sparse.name": f"cifar-100-python/{name}"}
+    return info, data
+
+
+def _targz(path, entries) -> str:
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT, compresslevel=1) as tar:
+        for info, payload in entries:
+            tar.addfile(info, io.BytesIO(payload))
+    return str(path)
+
+
+def _tree(path):
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
+
+
+def _members_with(fixture_archive, **replace):
+    """The fixture's train, test and meta as tar entries, some replaced: name -> (info, payload)."""
+    members = {name: _file(name, payload) for name, payload in _fixture_members(fixture_archive).items()}
+    members.update(replace)
+    return list(members.values())
+
+
+GB8 = 8_000_000_000
+
+
+@pytest.mark.parametrize("case,words", [
+    ("sparse train declaring 8 GB", "declares 8,000,000,000 bytes"),
+    ("sparse train just over its limit", "declares 200,000,001 bytes"),
+    ("sparse extra member declaring 8 GB", "declares 8,000,000,000 bytes"),
+    ("pax size overriding a small ustar size", "declares 8,000,000,000 bytes"),
+    ("duplicate train", "twice"),
+    ("duplicate meta spelt ./", "twice"),
+])
+def test_archive_that_would_write_too_much_is_refused_before_a_byte_is_written(tmp_path, fixture_archive,
+                                                                                case, words):
+    if case == "sparse train declaring 8 GB":
+        entries = _members_with(fixture_archive, train=_sparse("train", GB8))
+    elif case == "sparse train just over its limit":
+        entries = _members_with(fixture_archive, train=_sparse("train", 200_000_001))
+    elif case == "sparse extra member declaring 8 GB":
+        entries = _members_with(fixture_archive) + [_sparse("file.txt~", GB8)]
+    elif case == "pax size overriding a small ustar size":
+        info, payload = _file("train", b"x" * 100)
+        info.pax_headers = {"size": str(GB8)}  # tarfile writes the ustar field from .size: 100 stays there
+        entries = _members_with(fixture_archive, train=(info, payload))
+    elif case == "duplicate train":
+        entries = _members_with(fixture_archive) + [_file("train", b"the second copy")]
+    else:
+        info, payload = _file("meta", b"another meta")
+        info.name = "./cifar-100-python/meta"
+        entries = _members_with(fixture_archive) + [(info, payload)]
+    archive = _targz(tmp_path / "bad.tar.gz", entries)  # 5 MB: the fixture's own members, or less
+    out = tmp_path / "raw"
+    with pytest.raises(FetchError, match=re.escape(words)):
+        fetch(out, tarball=archive, md5=md5sum(archive))  # the md5 matches: only extraction's checks protect
+    assert _tree(out) == []
+
+
+def test_a_member_giving_more_bytes_than_its_header_declares_is_cut_off(tmp_path, fixture_archive, monkeypatch):
+    """Should tar ever hand over more than the header said, the count while streaming stops it."""
+    archive = _targz(tmp_path / "a.tar.gz", _members_with(fixture_archive))
+    real = tarfile.TarFile.extractfile
+
+    def longer(self, member):
+        src = real(self, member)
+        return io.BufferedReader(io.BytesIO(src.read() + b"\0" * 5000)) if member.name.endswith("test") else src
+
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", longer)
+    out = tmp_path / "raw"
+    with pytest.raises(FetchError, match="holds more bytes than its header declares"):
+        fetch(out, tarball=archive, md5=md5sum(archive))
+    assert _tree(out) == []
+
+
+def test_a_header_that_understates_its_member_leaves_nothing(tmp_path, fixture_archive):
+    """The bytes past the declared size are read as the next header: not a tar header, so the archive
+    ends there and lacks its other members."""
+    members = _fixture_members(fixture_archive)
+    info, _ = _file("train", b"")
+    info.size = 100
+    body = info.tobuf(tarfile.USTAR_FORMAT) + members["train"]  # says 100 bytes, holds all of train
+    for name in ("test", "meta"):
+        body += b"\0" * (-len(body) % 512)
+        body += _file(name, members[name])[0].tobuf(tarfile.USTAR_FORMAT) + members[name]
+    archive = tmp_path / "lying.tar.gz"
+    archive.write_bytes(gzip.compress(body + b"\0" * (-len(body) % 512 + 1024), compresslevel=1))
+    out = tmp_path / "raw"
+    with pytest.raises(FetchError, match="lacks cifar-100-python/test, cifar-100-python/meta"):
+        fetch(out, tarball=archive, md5=md5sum(archive))
+    assert _tree(out) == []
+
+
+def test_a_header_that_overstates_its_member_is_a_damaged_archive(tmp_path, fixture_archive):
+    members = _fixture_members(fixture_archive)
+    info, _ = _file("train", b"")
+    info.size = len(members["train"]) * 2
+    raw = io.BytesIO()
+    raw.write(info.tobuf(tarfile.USTAR_FORMAT) + members["train"])  # the archive ends inside train
+    archive = tmp_path / "short.tar.gz"
+    archive.write_bytes(gzip.compress(raw.getvalue(), compresslevel=1))
+    out = tmp_path / "raw"
+    with pytest.raises(FetchError, match="not a readable .tar.gz"):
+        fetch(out, tarball=archive, md5=md5sum(archive))
+    assert _tree(out) == []
+
+
+def test_extra_members_are_skipped_and_never_written(tmp_path, fixture_archive):
+    """The official archive carries an editor's backup, file.txt~: extraction writes the format's
+    three files only."""
+    extras = [_file("file.txt~", b"notes"), _file("run_me.sh", b"#!/bin/sh\nrm -rf ~\n")]
+    archive = _targz(tmp_path / "extra.tar.gz", _members_with(fixture_archive) + extras)
+    out = tmp_path / "raw"
+    folder = fetch(out, tarball=archive, md5=md5sum(archive))
+    assert _tree(out) == ["cifar-100-python", "cifar-100-python/meta", "cifar-100-python/test",
+                          "cifar-100-python/train"]
+    assert (folder / "train").read_bytes() == _fixture_members(fixture_archive)["train"]
+
+
+def _gzip_of_zeros(n_bytes: int, prefix: bytes = b"") -> bytes:
+    """A gzip stream that inflates to `prefix` and then `n_bytes` zeros, built from concatenated gzip
+    members (a gzip reader reads them as one stream) so writing it costs little."""
+    block = gzip.compress(b"\0" * 10_000_000, compresslevel=9)
+    whole, rest = divmod(n_bytes, 10_000_000)
+    return gzip.compress(prefix) + block * whole + gzip.compress(b"\0" * rest)
+
+
+def _stream_limit() -> int:
+    from msga.data.format import MEMBER_LIMITS, TAR_OVERHEAD
+
+    return sum(MEMBER_LIMITS.values()) + TAR_OVERHEAD
+
+
+@pytest.mark.parametrize("bomb", ["pax header of 1 GB", "30 extra members of 10 MB"])
+def test_gzip_bomb_is_stopped_at_the_bounded_total(tmp_path, bomb):
+    """Both inflate far past what CIFAR-100 can need; decompression stops at the bound (train, test
+    and meta at their limits, plus the tar overhead), with nothing written."""
+    zeros = gzip.compress(b"\0" * 10_000_000, compresslevel=9)  # gzip members concatenate into one stream
+    if bomb == "pax header of 1 GB":  # tarfile reads a pax header whole, into memory
+        header = tarfile.TarInfo("././@PaxHeader")
+        header.type, header.size = tarfile.XHDTYPE, 1_000_000_000
+        payload = gzip.compress(header.tobuf(tarfile.USTAR_FORMAT)) + zeros * 100
+    else:  # each extra within its own limit (10 MB), 300 MB in all
+        payload = b""
+        for i in range(30):
+            info = tarfile.TarInfo(f"cifar-100-python/extra{i}")
+            info.size = 10_000_000 - 10_000_000 % 512  # a whole number of blocks: no padding between
+            payload += gzip.compress(info.tobuf(tarfile.USTAR_FORMAT) + b"\0" * info.size, compresslevel=1)
+    archive = tmp_path / "bomb.tar.gz"
+    archive.write_bytes(payload)
+    assert archive.stat().st_size < 2_000_000
+    out = tmp_path / "raw"
+    with pytest.raises(FetchError, match=f"decompresses to more than {_stream_limit():,} bytes"):
+        fetch(out, tarball=archive, md5=md5sum(archive))
+    assert _tree(out) == []
+
+
+def test_the_limits_admit_cifar_100(tmp_path):
+    """Real CIFAR-100 sizes (the official train is 155 MB, test 31 MB) fit under the limits, with margin."""
+    from msga.data.format import EXTRA_MEMBER_LIMIT, MEMBER_LIMITS
+
+    per_image = 3072 + 60  # pixels, file name and labels, generously
+    assert MEMBER_LIMITS["train"] > 1.25 * 50_000 * per_image and MEMBER_LIMITS["test"] > 1.25 * 10_000 * per_image
+    assert MEMBER_LIMITS["meta"] > 20 * 1_600 and EXTRA_MEMBER_LIMIT >= 1_000_000

@@ -39,10 +39,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 class WriteFailed(Failure):
     """An output could not be written (a full disk, a read-only folder); the old file is intact."""
 
-    def __init__(self, path: Path, err: BaseException):
+    def __init__(self, path: Path, err: BaseException, needed: int | None = None):
+        space = f"; about {needed / 1e6:,.0f} MB are needed there" if needed else ""
         super().__init__(
             f"could not write {path}: {err}. Nothing was half-written: {path.name} is as it was before "
-            f"(its previous version, if any, is intact). Free disk space (df -h {path.parent}) or fix "
+            f"(its previous version, if any, is intact). Free disk space (df -h {path.parent}{space}) or fix "
             "the folder's permissions, then rerun; a training run resumes from its last checkpoint."
         )
         self.path = path
