@@ -175,6 +175,104 @@ def test_disk_full_while_extracting_names_the_write_failure_and_keeps_everything
     assert md5sum(archive) == md5
 
 
+def _packed_variant(packed: dict, how: str):
+    """The packed fixture with one thing wrong (the fixture itself is left as it is)."""
+    import torch
+
+    data = dict(packed)
+    if how == "a label out of range":
+        data["train_labels"] = packed["train_labels"].clone().index_fill_(0, torch.tensor([5]), 100)
+    elif how == "a negative label":
+        data["test_labels"] = packed["test_labels"].clone().index_fill_(0, torch.tensor([0]), -1)
+    elif how == "images of the wrong shape":
+        data["train_images"] = packed["train_images"][:, :, :16]
+    elif how == "images of the wrong dtype":
+        data["test_images"] = packed["test_images"].float()
+    elif how == "labels of the wrong dtype":
+        data["train_labels"] = packed["train_labels"].int()
+    elif how == "fewer labels than images":
+        data["test_labels"] = packed["test_labels"][:-1]
+    elif how == "99 classes":
+        data["classes"] = packed["classes"][:99]
+    elif how == "labels not a tensor":
+        data["train_labels"] = packed["train_labels"].tolist()
+    elif how == "no dataset record":
+        data["dataset"] = "synthetic"
+    elif how == "a key missing":
+        del data["test_images"]
+    elif how == "not a dict":
+        data = [packed["train_images"], packed["train_labels"]]
+    return data
+
+
+@pytest.mark.parametrize("how,words", [
+    ("a label out of range", "train_labels range over [0, 100], outside the class indices [0, 100)"),
+    ("a negative label", "test_labels range over [-1, 99]"),
+    ("images of the wrong shape", "train_images are torch.uint8 (1200, 3, 16, 32), expected uint8 (N, 3, 32, 32)"),
+    ("images of the wrong dtype", "test_images are torch.float32"),
+    ("labels of the wrong dtype", "train_labels are torch.int32 (1200,), expected int64 (1200,)"),
+    ("fewer labels than images", "test_labels are torch.int64 (399,), expected int64 (400,): one per image"),
+    ("99 classes", "lists 99 entries as classes, expected 100 class names"),
+    ("labels not a tensor", "train_labels is a list, not a tensor"),
+    ("no dataset record", "does not record its dataset"),
+    ("a key missing", "keys ['classes', 'dataset', 'test_labels', 'train_images', 'train_labels']"),
+    ("not a dict", "holds a list, not the dict `msga pack` writes"),
+])
+def test_packed_file_with_wrong_contents_is_named_before_training(tmp_path, packed, how, words):
+    import torch
+
+    from msga.data.cifar import load_packed
+    from msga.data import FetchError
+
+    path = tmp_path / "cifar100.pt"
+    torch.save(_packed_variant(packed, how), path)
+    with pytest.raises(FetchError) as exc:
+        load_packed(path)
+    message = str(exc.value)
+    assert message.startswith(f"{path} ") and words in message and "snakemake data" in message, message
+
+
+def _unreadable_packed_file(tmp_path, packed_path, how: str):
+    import collections
+    import pickle
+
+    path = tmp_path / "cifar100.pt"
+    blob = packed_path.read_bytes()
+    path.write_bytes({"garbage": b"not a packed file at all" * 10, "truncated": blob[: len(blob) // 2], "empty": b"",
+                      "objects torch refuses": pickle.dumps(collections.OrderedDict(a=Run("m", "v", 0)))}[how])
+    return path
+
+
+def _never_advises_disabling_weights_only(message: str, path) -> None:
+    assert str(path) in message and "snakemake data" in message, message
+    assert "weights_only" not in message and "arbitrary code" not in message, message
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated", "empty", "objects torch refuses"])
+def test_unreadable_packed_file_says_rebuild_and_never_disable_weights_only(tmp_path, packed_path, how):
+    """torch's own message for a refused object advises weights_only=False, which would run the
+    file's code: the message is replaced."""
+    from msga.data import FetchError
+    from msga.data.cifar import load_packed
+
+    path = _unreadable_packed_file(tmp_path, packed_path, how)
+    with pytest.raises(FetchError) as exc:
+        load_packed(path)
+    _never_advises_disabling_weights_only(str(exc.value), path)
+    assert exc.value.__cause__ is None and exc.value.__suppress_context__  # torch's text is not chained either
+
+
+def test_training_on_an_unreadable_packed_file_is_one_clear_line(tmp_path, packed_path, demo_params):
+    path = _unreadable_packed_file(tmp_path, packed_path, "objects torch refuses")
+    config = tmp_path / "run.json"
+    write_json_atomic(config, run_config(demo_params, "convnext"))
+    proc = subprocess.run([sys.executable, "-m", "msga.cli", "train", "--config", str(config), "--data", str(path),
+                           "--out", str(tmp_path / "run"), "--device", "cpu"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    _never_advises_disabling_weights_only(proc.stderr, path)
+
+
 def _damage(path, how: str) -> None:
     blob = bytearray(path.read_bytes())
     if how == "truncated":

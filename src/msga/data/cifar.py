@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import pickle
 import reprlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -248,16 +249,65 @@ def pack(root: str | Path, out: str | Path, dataset_id: str, archive_md5: str) -
 PACKED_KEYS = {"train_images", "train_labels", "test_images", "test_labels", "classes", "dataset"}
 
 
+def _split_problem(data: dict, split: str) -> str | None:
+    """What is wrong with one split of a packed file, or None: uint8 images (N, 3, 32, 32) and as
+    many int64 labels, each a class index."""
+    import torch
+
+    images, labels = data[f"{split}_images"], data[f"{split}_labels"]
+    for key, value in ((f"{split}_images", images), (f"{split}_labels", labels)):
+        if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
+            return f"{key} is a {type(value).__name__}, not a tensor"
+    n = len(images) if images.dim() else 0
+    if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE or not n:
+        return f"{split}_images are {images.dtype} {tuple(images.shape)}, expected uint8 (N, 3, 32, 32)"
+    if labels.dtype != torch.int64 or tuple(labels.shape) != (n,):
+        return f"{split}_labels are {labels.dtype} {tuple(labels.shape)}, expected int64 ({n},): one per image"
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= NUM_CLASSES:
+        return f"{split}_labels range over [{low}, {high}], outside the class indices [0, {NUM_CLASSES})"
+    return None
+
+
+def _packed_problem(data) -> str | None:
+    """What is wrong with a packed file's contents, or None if it is what `pack` writes."""
+    if not isinstance(data, dict):
+        return f"holds a {type(data).__name__}, not the dict `msga pack` writes"
+    if set(data) != PACKED_KEYS:
+        return f"is not a packed CIFAR file of this version (keys {sorted(map(str, data))})"
+    classes, dataset = data["classes"], data["dataset"]
+    if not isinstance(classes, list) or len(classes) != NUM_CLASSES or not all(isinstance(c, str) for c in classes):
+        found = f"{len(classes)} entries" if isinstance(classes, list) else f"a {type(classes).__name__}"
+        return f"lists {found} as classes, expected {NUM_CLASSES} class names"
+    if not (isinstance(dataset, dict) and all(isinstance(dataset.get(k), str) for k in ("id", "archive_md5"))):
+        return "does not record its dataset (an id and the archive's md5)"
+    for split in SPLITS:
+        if problem := _split_problem(data, split):
+            return problem
+    return None
+
+
 def load_packed(path: str | Path) -> dict:
-    """The packed tensors; weights_only=True so the file cannot run code."""
+    """The packed tensors, checked (types, shapes, label ranges) before training sees them;
+    weights_only=True so the file cannot run code."""
     import torch
 
     path = Path(path)
+    rebuild = "Delete it and run `snakemake data` (or `msga pack`) to pack it again."
     if not path.is_file():
         raise FetchError(f"packed data {path} does not exist; run `snakemake data` (or `msga pack`)")
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(data, dict) or set(data) != PACKED_KEYS:
-        found = sorted(data) if isinstance(data, dict) else type(data).__name__
-        raise FetchError(f"{path} is not a packed CIFAR file of this version (keys {found}); delete it and "
-                         "run `snakemake data` to pack it again")
+    try:
+        with warnings.catch_warnings():  # torch's notes on odd pickles: the checks below say what matters
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's message advises weights_only=False: the unsafe way, never ours
+        raise FetchError(f"{path} holds objects other than tensors and plain values; they were not loaded, as "
+                         f"they could run code. It is not a file `msga pack` wrote. {rebuild}") from None
+    except OSError as err:
+        raise FetchError(f"cannot read packed data {path}: {err.strerror or err}") from None
+    except Exception as err:  # torch reports a damaged file as RuntimeError, KeyError, EOFError, ...
+        raise FetchError(f"{path} is damaged or not a file `msga pack` wrote ({type(err).__name__} while loading "
+                         f"it). {rebuild}") from None
+    if problem := _packed_problem(data):
+        raise FetchError(f"{path} {problem}; training on it would fail or mislead. {rebuild}")
     return data
