@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import resource
 import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -385,3 +387,112 @@ def _curve(run_dir) -> list[dict]:
     """history.jsonl without its timings, which no two runs share."""
     lines = (run_dir / "history.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "images_per_s")} for line in lines]
+
+
+# ---------------------------------------------------------------- writers killed with SIGKILL
+
+# A writer of `target` that stops mid-write: half its bytes are in the temp file when it is killed.
+_WRITER = """
+import sys, time
+from msga.io import atomic_output
+with atomic_output(sys.argv[1]) as tmp:
+    with open(tmp, "wb") as f:
+        f.write(b"half of the bytes" * 60_000)
+        f.flush()
+        print(tmp, flush=True)
+        time.sleep(600)
+"""
+
+
+def _writer(target):
+    """A live writer process of `target`, stopped mid-write; returns (process, its temp file)."""
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], stdout=subprocess.PIPE, text=True)
+    tmp = Path(proc.stdout.readline().strip())
+    assert tmp.is_file() and tmp.parent == target.parent, tmp
+    return proc, tmp
+
+
+def _kill_9(proc) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.fixture()
+def extracted(tmp_path, fixture_archive):
+    """An extraction folder and the verification record of the fixture archive."""
+    from msga.data.archive import extract
+
+    verified = tmp_path / "verified.json"
+    write_json_atomic(verified, {"md5": fixture_archive[1]})
+    extract(fixture_archive[0], tmp_path / "work", fixture_archive[1])
+    return tmp_path / "work", verified
+
+
+def _rerun(step: str, target, fixture_archive, extracted, http_dir) -> None:
+    """The step whose output is `target`, run again as the DAG runs it."""
+    from msga.data.download import download
+
+    work, verified = extracted
+    archive, md5 = fixture_archive
+    if step == "msga pack":
+        subprocess.run([sys.executable, "-m", "msga.cli", "pack", "--root", str(work), "--verified", str(verified),
+                        "--dataset", "fixture", "--out", str(target)], check=True, capture_output=True)
+    elif step == "msga extract":
+        subprocess.run([sys.executable, "-m", "msga.cli", "extract", "--archive", str(archive), "--verified",
+                        str(verified), "--out", str(work)], check=True, capture_output=True)
+    else:
+        folder, base = http_dir
+        shutil.copy(archive, folder / archive.name)
+        download(f"{base}/{archive.name}", target, md5, retries=1)
+
+
+@pytest.mark.parametrize("step", ["msga pack", "msga extract", "download"])
+def test_the_next_run_removes_what_a_killed_writer_left(tmp_path, fixture_archive, extracted, http_dir, step):
+    target = {"msga pack": tmp_path / "packed" / "cifar100.pt",
+              "msga extract": extracted[0] / "cifar-100-python" / "train",
+              "download": tmp_path / "archives" / "cifar-100-python.tar.gz"}[step]
+    target.parent.mkdir(exist_ok=True)
+    proc, tmp = _writer(target)
+    _kill_9(proc)
+    assert tmp.is_file()  # kill -9: no cleanup ran
+    _rerun(step, target, fixture_archive, extracted, http_dir)
+    assert not tmp.exists() and target.is_file()
+    assert _leftovers(target.parent) == []
+
+
+def test_a_live_writers_temp_file_is_never_removed(tmp_path):
+    target = tmp_path / "cifar100.pt"
+    proc, tmp = _writer(target)
+    try:
+        write_json_atomic(target, {"written": "by another process meanwhile"})
+        assert tmp.is_file() and json.loads(target.read_text()) == {"written": "by another process meanwhile"}
+    finally:
+        _kill_9(proc)
+    write_json_atomic(target, {"written": "again"})  # its writer is dead now
+    assert not tmp.exists()
+
+
+def test_only_dead_writers_temp_files_of_the_same_target_on_this_host_are_removed(tmp_path):
+    from msga.io import _writer_tag
+
+    target, dead, tag = tmp_path / "metrics.json", _dead_pid(), _writer_tag()
+    kept = [
+        f".metrics.json.other-host.{dead}.abcd1234.tmp",  # another machine, sharing the folder
+        f".metrics.json.{tag}.{os.getpid()}.abcd1234.tmp",  # this process (another thread)
+        f".metrics.json.{tag}.1.abcd1234.tmp",  # a live process (init)
+        f".metrics.json.x.{tag}.{dead}.abcd1234.tmp",  # the target metrics.json.x, not metrics.json
+        ".metrics.json.abcd1234.tmp",  # named by no writer: not ours to judge
+        "notes.tmp",
+    ]
+    removed = [f".metrics.json.{tag}.{dead}.abcd1234.tmp", f".metrics.json.{tag}.{dead}.efgh5678.tmp"]
+    for name in kept + removed:
+        (tmp_path / name).write_text("partial")
+    write_json_atomic(target, {"acc": 0.5})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + ["metrics.json"])
