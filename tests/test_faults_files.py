@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -204,6 +205,8 @@ def _packed_variant(packed: dict, how: str):
         del data["test_images"]
     elif how == "not a dict":
         data = [packed["train_images"], packed["train_labels"]]
+    elif how == "no test images":
+        data["test_images"], data["test_labels"] = packed["test_images"][:0], packed["test_labels"][:0]
     return data
 
 
@@ -219,6 +222,7 @@ def _packed_variant(packed: dict, how: str):
     ("no dataset record", "does not record its dataset"),
     ("a key missing", "keys ['classes', 'dataset', 'test_labels', 'train_images', 'train_labels']"),
     ("not a dict", "holds a list, not the dict `msga pack` writes"),
+    ("no test images", "test_images hold no image"),
 ])
 def test_packed_file_with_wrong_contents_is_named_before_training(tmp_path, packed, how, words):
     import torch
@@ -465,6 +469,20 @@ def test_the_next_run_removes_what_a_killed_writer_left(tmp_path, fixture_archiv
     _rerun(step, target, fixture_archive, extracted, http_dir)
     assert not tmp.exists() and target.is_file()
     assert _leftovers(target.parent) == []
+
+
+def test_a_killed_writer_not_yet_reaped_counts_as_dead(tmp_path):
+    """Killed, but its parent has not waited for it yet (a zombie): it writes nothing any more."""
+    target = tmp_path / "cifar100.pt"
+    proc, tmp = _writer(target)
+    proc.send_signal(signal.SIGKILL)
+    for _ in range(500):  # until the kernel has made it a zombie
+        if Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+            break
+        time.sleep(0.01)
+    write_json_atomic(target, {"written": "again"})
+    assert not tmp.exists()
+    _kill_9(proc)
 
 
 def test_a_live_writers_temp_file_is_never_removed(tmp_path):

@@ -29,13 +29,18 @@ def _writer_tag() -> str:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` still runs here; a zombie (killed, not yet reaped by its parent) writes nothing."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process: alive
+    except PermissionError:  # another user's process
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()  # "PID (COMMAND) STATE ...": the command may hold ")"
+    except OSError:
         return True
-    return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 def remove_dead_writers_temps(path: str | Path) -> list[Path]:

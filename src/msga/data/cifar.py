@@ -259,8 +259,10 @@ def _split_problem(data: dict, split: str) -> str | None:
         if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
             return f"{key} is a {type(value).__name__}, not a tensor"
     n = len(images) if images.dim() else 0
-    if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE or not n:
+    if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE:
         return f"{split}_images are {images.dtype} {tuple(images.shape)}, expected uint8 (N, 3, 32, 32)"
+    if not n:
+        return f"{split}_images hold no image"
     if labels.dtype != torch.int64 or tuple(labels.shape) != (n,):
         return f"{split}_labels are {labels.dtype} {tuple(labels.shape)}, expected int64 ({n},): one per image"
     low, high = int(labels.min()), int(labels.max())
@@ -295,7 +297,8 @@ def load_packed(path: str | Path) -> dict:
     path = Path(path)
     rebuild = "Delete it and run `snakemake data` (or `msga pack`) to pack it again."
     if not path.is_file():
-        raise FetchError(f"packed data {path} does not exist; run `snakemake data` (or `msga pack`)")
+        what = "is not a file" if path.exists() else "does not exist"
+        raise FetchError(f"packed data {path} {what}; run `snakemake data` (or `msga pack`)")
     try:
         with warnings.catch_warnings():  # torch's notes on odd pickles: the checks below say what matters
             warnings.simplefilter("ignore")
