@@ -19,6 +19,8 @@ from msga.data import FetchError
 from msga.data.archive import md5sum
 from msga.data.cifar import load_split, pack, read_pickle
 from msga.data.fetch import fetch
+from msga.data.format import MEMBER_LIMITS, TAR_OVERHEAD
+from msga.data.synthetic import make_split
 from msga.io import write_json_atomic
 
 # ---------------------------------------------------------------- writing pickles by hand
@@ -282,9 +284,12 @@ def _members_with(fixture_archive, **replace):
 GB8 = 8_000_000_000
 
 
+TRAIN_LIMIT = MEMBER_LIMITS["train"]
+
+
 @pytest.mark.parametrize("case,words", [
     ("sparse train declaring 8 GB", "declares 8,000,000,000 bytes"),
-    ("sparse train just over its limit", "declares 200,000,001 bytes"),
+    ("sparse train just over its limit", f"declares {TRAIN_LIMIT + 1:,} bytes, more than the {TRAIN_LIMIT:,}"),
     ("sparse extra member declaring 8 GB", "declares 8,000,000,000 bytes"),
     ("pax size overriding a small ustar size", "declares 8,000,000,000 bytes"),
     ("duplicate train", "twice"),
@@ -295,7 +300,7 @@ def test_archive_that_would_write_too_much_is_refused_before_a_byte_is_written(t
     if case == "sparse train declaring 8 GB":
         entries = _members_with(fixture_archive, train=_sparse("train", GB8))
     elif case == "sparse train just over its limit":
-        entries = _members_with(fixture_archive, train=_sparse("train", 200_000_001))
+        entries = _members_with(fixture_archive, train=_sparse("train", TRAIN_LIMIT + 1))
     elif case == "sparse extra member declaring 8 GB":
         entries = _members_with(fixture_archive) + [_sparse("file.txt~", GB8)]
     elif case == "pax size overriding a small ustar size":
@@ -384,12 +389,10 @@ def _gzip_of_zeros(n_bytes: int, prefix: bytes = b"") -> bytes:
 
 
 def _stream_limit() -> int:
-    from msga.data.format import MEMBER_LIMITS, TAR_OVERHEAD
-
     return sum(MEMBER_LIMITS.values()) + TAR_OVERHEAD
 
 
-@pytest.mark.parametrize("bomb", ["pax header of 1 GB", "30 extra members of 10 MB"])
+@pytest.mark.parametrize("bomb", ["pax header of 1 GB", "50 extra members of 10 MB"])
 def test_gzip_bomb_is_stopped_at_the_bounded_total(tmp_path, bomb):
     """Both inflate far past what CIFAR-100 can need; decompression stops at the bound (train, test
     and meta at their limits, plus the tar overhead), with nothing written."""
@@ -398,12 +401,14 @@ def test_gzip_bomb_is_stopped_at_the_bounded_total(tmp_path, bomb):
         header = tarfile.TarInfo("././@PaxHeader")
         header.type, header.size = tarfile.XHDTYPE, 1_000_000_000
         payload = gzip.compress(header.tobuf(tarfile.USTAR_FORMAT)) + zeros * 100
-    else:  # each extra within its own limit (10 MB), 300 MB in all
+    else:  # each extra within its own limit (10 MB), 500 MB in all
+        size = 10_000_000 - 10_000_000 % 512  # a whole number of blocks: no padding between members
+        data = gzip.compress(b"\0" * size, compresslevel=9)
         payload = b""
-        for i in range(30):
+        for i in range(50):
             info = tarfile.TarInfo(f"cifar-100-python/extra{i}")
-            info.size = 10_000_000 - 10_000_000 % 512  # a whole number of blocks: no padding between
-            payload += gzip.compress(info.tobuf(tarfile.USTAR_FORMAT) + b"\0" * info.size, compresslevel=1)
+            info.size = size
+            payload += gzip.compress(info.tobuf(tarfile.USTAR_FORMAT)) + data
     archive = tmp_path / "bomb.tar.gz"
     archive.write_bytes(payload)
     assert archive.stat().st_size < 2_000_000
@@ -413,10 +418,16 @@ def test_gzip_bomb_is_stopped_at_the_bounded_total(tmp_path, bomb):
     assert _tree(out) == []
 
 
-def test_the_limits_admit_cifar_100(tmp_path):
-    """Real CIFAR-100 sizes (the official train is 155 MB, test 31 MB) fit under the limits, with margin."""
-    from msga.data.format import EXTRA_MEMBER_LIMIT, MEMBER_LIMITS
-
-    per_image = 3072 + 60  # pixels, file name and labels, generously
-    assert MEMBER_LIMITS["train"] > 1.25 * 50_000 * per_image and MEMBER_LIMITS["test"] > 1.25 * 10_000 * per_image
-    assert MEMBER_LIMITS["meta"] > 20 * 1_600 and EXTRA_MEMBER_LIMIT >= 1_000_000
+def test_the_limits_admit_cifar_100_and_the_synthetic_fixture_at_its_size():
+    """The official train is 155 MB and test 31 MB; a protocol 2 pickle written by Python 3 (the
+    synthetic fixture) takes up to twice the pixel bytes. Both fit, the latter even when every pixel
+    is bright (two bytes each)."""
+    rng = np.random.default_rng(0)
+    for per_class, split, n in ((5, "train", 50_000), (1, "test", 10_000)):
+        fixture = make_split(per_class, rng, f"synthetic_{split}")
+        bright = dict(fixture, data=np.full_like(fixture["data"], 255))
+        for entry in (fixture, bright):
+            per_image = len(pickle.dumps(entry, protocol=2)) / len(entry["fine_labels"])
+            assert n * per_image < MEMBER_LIMITS[split], (split, per_image)
+    assert 50_000 * (3072 + 40) < MEMBER_LIMITS["train"] / 2  # the official file, with room to spare
+    assert MEMBER_LIMITS["meta"] > 20 * 1_600

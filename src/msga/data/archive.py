@@ -121,7 +121,7 @@ def _open_tar(archive: Path) -> Iterator[tarfile.TarFile]:
     with _reading(archive):
         raw = gzip.open(archive, "rb")
         try:
-            tar = tarfile.open(fileobj=_Bounded(raw, _stream_limit(), archive), mode="r|")
+            tar = tarfile.open(fileobj=_Bounded(raw, _stream_limit(), archive), mode="r|", bufsize=CHUNK)
         except BaseException:
             raw.close()
             raise
