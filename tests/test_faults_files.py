@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import resource
 import shutil
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ import msga.train
 from msga.config import config_hash
 from msga.runfiles import DAMAGED, FINISHED, MISSING, read_run
 from msga.runs import Run
+from msga.data.archive import md5sum
 from msga.io import WriteFailed, write_json_atomic
 from msga.train import CHECKPOINT, load_checkpoint, pick_device, train_run
 from tests.conftest import run_config
@@ -124,6 +128,155 @@ def test_pack_into_a_file_size_limit_fails_clearly_and_keeps_the_old_file(tmp_pa
     assert f"could not write {out}" in proc.stderr and "Traceback" not in proc.stderr
     assert out.read_bytes() == b"an older packed file"
     assert _leftovers(out.parent) == []
+
+
+def _extraction_setup(tmp_path, fixture_archive):
+    """An archive, its verification record, and an extraction folder holding older members and a
+    user's notes; returns (archive, verified, work folder, the folder's files and their bytes)."""
+    archive, md5 = fixture_archive
+    verified = tmp_path / "verified.json"
+    write_json_atomic(verified, {"md5": md5})
+    folder = tmp_path / "work" / "cifar-100-python"
+    folder.mkdir(parents=True)
+    for name in ("train", "test", "meta", "notes.txt"):
+        (folder / name).write_bytes(f"older {name}".encode())
+    return archive, verified, folder.parent, {p: p.read_bytes() for p in folder.iterdir()}
+
+
+def _says_write_failure_not_damage(message: str, member_path) -> None:
+    assert f"could not write {member_path}" in message, message
+    assert "MB are needed there" in message and "df -h" in message  # where, how much, what to do
+    assert "not a readable" not in message and "delete" not in message.lower()  # the archive is fine
+
+
+def test_extract_into_a_file_size_limit_names_the_write_failure_and_keeps_everything(tmp_path, fixture_archive):
+    """A real kernel write failure (EFBIG under RLIMIT_FSIZE) while extracting: not a damaged archive."""
+    archive, verified, work, before = _extraction_setup(tmp_path, fixture_archive)
+    md5 = md5sum(archive)
+    proc = subprocess.run([sys.executable, "-m", "msga.cli", "extract", "--archive", str(archive),
+                           "--verified", str(verified), "--out", str(work)],
+                          capture_output=True, text=True, preexec_fn=_file_size_limit(2_000_000))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "File too large" in proc.stderr
+    _says_write_failure_not_damage(proc.stderr, work / "cifar-100-python" / "train")  # train: the one over 2 MB
+    assert {p: p.read_bytes() for p in (work / "cifar-100-python").iterdir()} == before  # no temp file either
+    assert md5sum(archive) == md5
+
+
+def test_disk_full_while_extracting_names_the_write_failure_and_keeps_everything(tmp_path, fixture_archive,
+                                                                                 monkeypatch):
+    from msga.data import archive as archive_module
+    from msga.data.archive import extract
+
+    archive, verified, work, before = _extraction_setup(tmp_path, fixture_archive)
+    md5 = md5sum(archive)
+    monkeypatch.setattr(archive_module, "open", DiskFillsUp(fail_at=2), raising=False)  # the second member
+    with pytest.raises(WriteFailed, match="No space left on device") as exc:
+        extract(archive, work, md5)
+    _says_write_failure_not_damage(str(exc.value), work / "cifar-100-python" / "test")
+    assert {p: p.read_bytes() for p in (work / "cifar-100-python").iterdir()} == before
+    assert md5sum(archive) == md5
+
+
+def _packed_variant(packed: dict, how: str):
+    """The packed fixture with one thing wrong (the fixture itself is left as it is)."""
+    import torch
+
+    data = dict(packed)
+    if how == "a label out of range":
+        data["train_labels"] = packed["train_labels"].clone().index_fill_(0, torch.tensor([5]), 100)
+    elif how == "a negative label":
+        data["test_labels"] = packed["test_labels"].clone().index_fill_(0, torch.tensor([0]), -1)
+    elif how == "images of the wrong shape":
+        data["train_images"] = packed["train_images"][:, :, :16]
+    elif how == "images of the wrong dtype":
+        data["test_images"] = packed["test_images"].float()
+    elif how == "labels of the wrong dtype":
+        data["train_labels"] = packed["train_labels"].int()
+    elif how == "fewer labels than images":
+        data["test_labels"] = packed["test_labels"][:-1]
+    elif how == "99 classes":
+        data["classes"] = packed["classes"][:99]
+    elif how == "labels not a tensor":
+        data["train_labels"] = packed["train_labels"].tolist()
+    elif how == "no dataset record":
+        data["dataset"] = "synthetic"
+    elif how == "a key missing":
+        del data["test_images"]
+    elif how == "not a dict":
+        data = [packed["train_images"], packed["train_labels"]]
+    elif how == "no test images":
+        data["test_images"], data["test_labels"] = packed["test_images"][:0], packed["test_labels"][:0]
+    return data
+
+
+@pytest.mark.parametrize("how,words", [
+    ("a label out of range", "train_labels range over [0, 100], outside the class indices [0, 100)"),
+    ("a negative label", "test_labels range over [-1, 99]"),
+    ("images of the wrong shape", "train_images are torch.uint8 (1200, 3, 16, 32), expected uint8 (N, 3, 32, 32)"),
+    ("images of the wrong dtype", "test_images are torch.float32"),
+    ("labels of the wrong dtype", "train_labels are torch.int32 (1200,), expected int64 (1200,)"),
+    ("fewer labels than images", "test_labels are torch.int64 (399,), expected int64 (400,): one per image"),
+    ("99 classes", "lists 99 entries as classes, expected 100 class names"),
+    ("labels not a tensor", "train_labels is a list, not a tensor"),
+    ("no dataset record", "does not record its dataset"),
+    ("a key missing", "keys ['classes', 'dataset', 'test_labels', 'train_images', 'train_labels']"),
+    ("not a dict", "holds a list, not the dict `msga pack` writes"),
+    ("no test images", "test_images hold no image"),
+])
+def test_packed_file_with_wrong_contents_is_named_before_training(tmp_path, packed, how, words):
+    import torch
+
+    from msga.data.cifar import load_packed
+    from msga.data import FetchError
+
+    path = tmp_path / "cifar100.pt"
+    torch.save(_packed_variant(packed, how), path)
+    with pytest.raises(FetchError) as exc:
+        load_packed(path)
+    message = str(exc.value)
+    assert message.startswith(f"{path} ") and words in message and "snakemake data" in message, message
+
+
+def _unreadable_packed_file(tmp_path, packed_path, how: str):
+    import collections
+    import pickle
+
+    path = tmp_path / "cifar100.pt"
+    blob = packed_path.read_bytes()
+    path.write_bytes({"garbage": b"not a packed file at all" * 10, "truncated": blob[: len(blob) // 2], "empty": b"",
+                      "objects torch refuses": pickle.dumps(collections.OrderedDict(a=Run("m", "v", 0)))}[how])
+    return path
+
+
+def _never_advises_disabling_weights_only(message: str, path) -> None:
+    assert str(path) in message and "snakemake data" in message, message
+    assert "weights_only" not in message and "arbitrary code" not in message, message
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated", "empty", "objects torch refuses"])
+def test_unreadable_packed_file_says_rebuild_and_never_disable_weights_only(tmp_path, packed_path, how):
+    """torch's own message for a refused object advises weights_only=False, which would run the
+    file's code: the message is replaced."""
+    from msga.data import FetchError
+    from msga.data.cifar import load_packed
+
+    path = _unreadable_packed_file(tmp_path, packed_path, how)
+    with pytest.raises(FetchError) as exc:
+        load_packed(path)
+    _never_advises_disabling_weights_only(str(exc.value), path)
+    assert exc.value.__cause__ is None and exc.value.__suppress_context__  # torch's text is not chained either
+
+
+def test_training_on_an_unreadable_packed_file_is_one_clear_line(tmp_path, packed_path, demo_params):
+    path = _unreadable_packed_file(tmp_path, packed_path, "objects torch refuses")
+    config = tmp_path / "run.json"
+    write_json_atomic(config, run_config(demo_params, "convnext"))
+    proc = subprocess.run([sys.executable, "-m", "msga.cli", "train", "--config", str(config), "--data", str(path),
+                           "--out", str(tmp_path / "run"), "--device", "cpu"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    _never_advises_disabling_weights_only(proc.stderr, path)
 
 
 def _damage(path, how: str) -> None:
@@ -236,3 +389,126 @@ def _curve(run_dir) -> list[dict]:
     """history.jsonl without its timings, which no two runs share."""
     lines = (run_dir / "history.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "images_per_s")} for line in lines]
+
+
+# ---------------------------------------------------------------- writers killed with SIGKILL
+
+# A writer of `target` that stops mid-write: half its bytes are in the temp file when it is killed.
+_WRITER = """
+import sys, time
+from msga.io import atomic_output
+with atomic_output(sys.argv[1]) as tmp:
+    with open(tmp, "wb") as f:
+        f.write(b"half of the bytes" * 60_000)
+        f.flush()
+        print(tmp, flush=True)
+        time.sleep(600)
+"""
+
+
+def _writer(target):
+    """A live writer process of `target`, stopped mid-write; returns (process, its temp file)."""
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], stdout=subprocess.PIPE, text=True)
+    tmp = Path(proc.stdout.readline().strip())
+    assert tmp.is_file() and tmp.parent == target.parent, tmp
+    return proc, tmp
+
+
+def _kill_9(proc) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.fixture()
+def extracted(tmp_path, fixture_archive):
+    """An extraction folder and the verification record of the fixture archive."""
+    from msga.data.archive import extract
+
+    verified = tmp_path / "verified.json"
+    write_json_atomic(verified, {"md5": fixture_archive[1]})
+    extract(fixture_archive[0], tmp_path / "work", fixture_archive[1])
+    return tmp_path / "work", verified
+
+
+def _rerun(step: str, target, fixture_archive, extracted, http_dir) -> None:
+    """The step whose output is `target`, run again as the DAG runs it."""
+    from msga.data.download import download
+
+    work, verified = extracted
+    archive, md5 = fixture_archive
+    if step == "msga pack":
+        subprocess.run([sys.executable, "-m", "msga.cli", "pack", "--root", str(work), "--verified", str(verified),
+                        "--dataset", "fixture", "--out", str(target)], check=True, capture_output=True)
+    elif step == "msga extract":
+        subprocess.run([sys.executable, "-m", "msga.cli", "extract", "--archive", str(archive), "--verified",
+                        str(verified), "--out", str(work)], check=True, capture_output=True)
+    else:
+        folder, base = http_dir
+        shutil.copy(archive, folder / archive.name)
+        download(f"{base}/{archive.name}", target, md5, retries=1)
+
+
+@pytest.mark.parametrize("step", ["msga pack", "msga extract", "download"])
+def test_the_next_run_removes_what_a_killed_writer_left(tmp_path, fixture_archive, extracted, http_dir, step):
+    target = {"msga pack": tmp_path / "packed" / "cifar100.pt",
+              "msga extract": extracted[0] / "cifar-100-python" / "train",
+              "download": tmp_path / "archives" / "cifar-100-python.tar.gz"}[step]
+    target.parent.mkdir(exist_ok=True)
+    proc, tmp = _writer(target)
+    _kill_9(proc)
+    assert tmp.is_file()  # kill -9: no cleanup ran
+    _rerun(step, target, fixture_archive, extracted, http_dir)
+    assert not tmp.exists() and target.is_file()
+    assert _leftovers(target.parent) == []
+
+
+def test_a_killed_writer_not_yet_reaped_counts_as_dead(tmp_path):
+    """Killed, but its parent has not waited for it yet (a zombie): it writes nothing any more."""
+    target = tmp_path / "cifar100.pt"
+    proc, tmp = _writer(target)
+    proc.send_signal(signal.SIGKILL)
+    for _ in range(500):  # until the kernel has made it a zombie
+        if Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+            break
+        time.sleep(0.01)
+    write_json_atomic(target, {"written": "again"})
+    assert not tmp.exists()
+    _kill_9(proc)
+
+
+def test_a_live_writers_temp_file_is_never_removed(tmp_path):
+    target = tmp_path / "cifar100.pt"
+    proc, tmp = _writer(target)
+    try:
+        write_json_atomic(target, {"written": "by another process meanwhile"})
+        assert tmp.is_file() and json.loads(target.read_text()) == {"written": "by another process meanwhile"}
+    finally:
+        _kill_9(proc)
+    write_json_atomic(target, {"written": "again"})  # its writer is dead now
+    assert not tmp.exists()
+
+
+def test_only_dead_writers_temp_files_of_the_same_target_on_this_host_are_removed(tmp_path):
+    from msga.io import _writer_tag
+
+    target, dead, tag = tmp_path / "metrics.json", _dead_pid(), _writer_tag()
+    kept = [
+        f".metrics.json.other-host.{dead}.abcd1234.tmp",  # another machine, sharing the folder
+        f".metrics.json.{tag}.{os.getpid()}.abcd1234.tmp",  # this process (another thread)
+        f".metrics.json.{tag}.1.abcd1234.tmp",  # a live process (init)
+        f".metrics.json.x.{tag}.{dead}.abcd1234.tmp",  # the target metrics.json.x, not metrics.json
+        ".metrics.json.abcd1234.tmp",  # named by no writer: not ours to judge
+        "notes.tmp",
+    ]
+    removed = [f".metrics.json.{tag}.{dead}.abcd1234.tmp", f".metrics.json.{tag}.{dead}.efgh5678.tmp"]
+    for name in kept + removed:
+        (tmp_path / name).write_text("partial")
+    write_json_atomic(target, {"acc": 0.5})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + ["metrics.json"])

@@ -14,7 +14,7 @@ import torch
 
 from msga.cli import main
 from msga.data import FetchError
-from msga.data.archive import extract
+from msga.data.archive import extract, md5sum
 from msga.data.cifar import load_packed, load_split, pack
 from msga.data.fetch import fetch
 from msga.data.synthetic import make_split
@@ -230,3 +230,104 @@ def test_nothing_is_unpickled_or_extracted_before_the_checksum_matches(tmp_path,
         fetch(tmp_path / "local", tarball=archive, md5=wrong)
     assert loads == [] and opened == []  # the archive was never opened, let alone a pickle read
     assert _tree(tmp_path / "downloaded") == []
+
+
+# ---------------------------------------------------------------- what extraction and fetch may touch
+
+
+def _fixture_members(archive) -> dict[str, bytes]:
+    with tarfile.open(archive, "r:gz") as tar:
+        return {m.name.split("/")[-1]: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def _users_folder(tmp_path, archive):
+    """cifar-100-python/ as a user keeps it: their tarball and notes beside older members."""
+    folder = tmp_path / "cifar-100-python"
+    (folder / "mine").mkdir(parents=True)
+    shutil.copy(archive, folder / "my-copy.tar.gz")
+    (folder / "notes.txt").write_text("where this came from")
+    (folder / "mine" / "plot.png").write_bytes(b"png")
+    for member in ("train", "test", "meta"):
+        (folder / member).write_bytes(b"older " + member.encode())
+    return folder, {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_extraction_replaces_its_three_files_and_nothing_else(tmp_path, fixture_archive):
+    archive, md5 = fixture_archive
+    folder, before = _users_folder(tmp_path, archive)
+    assert fetch(tmp_path, tarball=folder / "my-copy.tar.gz", md5=md5) == folder
+    new = _fixture_members(archive)
+    for path, content in before.items():
+        assert path.read_bytes() == (new[path.name] if path.parent == folder and path.name in new else content), path
+    assert sorted(p.name for p in folder.iterdir()) == ["meta", "mine", "my-copy.tar.gz", "notes.txt", "test", "train"]
+
+
+def test_failed_extraction_keeps_the_old_files(tmp_path, fixture_archive, monkeypatch):
+    """A member that fails its md5 (as the official archive's members are checked) after the others
+    were written: nothing is replaced, no temp file stays."""
+    from msga.data import archive as archive_module
+
+    archive, md5 = fixture_archive
+    monkeypatch.setitem(archive_module.MEMBER_MD5, md5, {"train": "0" * 32})
+    folder, before = _users_folder(tmp_path, archive)
+    with pytest.raises(FetchError, match="train: md5 expected 0{32}"):
+        fetch(tmp_path, tarball=folder / "my-copy.tar.gz", md5=md5)
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("failure", ["mistyped md5", "HTTP 404", "no network"])
+@pytest.mark.parametrize("via", ["fetch", "obtain"])
+def test_a_failed_fetch_never_removes_the_archive_already_there(tmp_path, http_dir, fixture_archive, failure, via):
+    from msga.data.download import obtain
+
+    folder, base = http_dir
+    archive, md5 = fixture_archive
+    shutil.copy(archive, folder / archive.name)
+    out = tmp_path / "raw"
+    out.mkdir()
+    kept = out / archive.name
+    # the archive of earlier params: the fixture itself when the md5 is mistyped, else an older one
+    kept.write_bytes(archive.read_bytes() if failure == "mistyped md5" else b"\x1f\x8b an older archive")
+    before = kept.read_bytes()
+    url, want = f"{base}/{archive.name}", md5
+    if failure == "mistyped md5":
+        want = md5[:-1] + ("0" if md5[-1] != "0" else "1")
+    elif failure == "HTTP 404":
+        url = f"{base}/moved.tar.gz"
+    else:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{s.getsockname()[1]}/{archive.name}"
+    with pytest.raises(FetchError):
+        if via == "fetch":
+            fetch(out, url=url, md5=want, retries=1)
+        else:
+            obtain(url, kept, want, retries=1)
+    assert kept.read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == [archive.name]  # no temp file either
+
+
+@pytest.mark.parametrize("case", ["copied elsewhere", "md5 mismatch", "destination is the source",
+                                  "destination links to the source"])
+def test_copying_a_local_tarball_never_touches_it(tmp_path, fixture_archive, case):
+    from msga.data.download import obtain
+
+    archive, md5 = fixture_archive
+    source = tmp_path / "mine.tar.gz"
+    shutil.copy(archive, source)
+    dest = tmp_path / "data" / "archive.tar.gz"
+    if case == "destination is the source":
+        dest = source
+    elif case == "destination links to the source":
+        dest.parent.mkdir()
+        dest.symlink_to(source)
+    stat = source.stat()
+    if case == "md5 mismatch":
+        with pytest.raises(FetchError, match="md5 mismatch"):
+            obtain(str(source), dest, "0" * 32)
+        assert not dest.exists()
+    else:
+        assert obtain(str(source), dest, md5) == dest and md5sum(dest) == md5
+    after = source.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    assert md5sum(source) == md5

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,16 +15,76 @@ from typing import Iterator
 from msga.errors import Failure
 
 
+log = logging.getLogger("msga.io")
+
+
+def _writer_tag() -> str:
+    """Who writes a temp file: this host (and, where Linux shows it, this pid namespace, so two
+    containers sharing a host name and a folder cannot mistake each other's pids), with no dots."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+    try:
+        return f"{host}-{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return host
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` still runs here; a zombie (killed, not yet reaped by its parent) writes nothing."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()  # "PID (COMMAND) STATE ...": the command may hold ")"
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
+
+
+def remove_dead_writers_temps(path: str | Path) -> list[Path]:
+    """Remove the temp files of `path` that earlier writers on this host left when they died
+    (kill -9, out of memory: no `finally` ran). A temp file is named .NAME.WRITER.PID.RANDOM.tmp;
+    one whose writer is alive, runs elsewhere, or is this process (another thread) is left alone,
+    as is any file not named so."""
+    path = Path(path)
+    prefix, tag, removed = f".{path.name}.", _writer_tag(), []
+    try:
+        names = [entry.name for entry in os.scandir(path.parent)]
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        fields = name[len(prefix):-len(".tmp")].split(".")
+        if len(fields) != 3 or fields[0] != tag or not fields[1].isdigit():
+            continue
+        pid = int(fields[1])
+        if pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            os.unlink(path.parent / name)
+        except OSError:  # gone already (another run cleaned it), or not ours to remove: the write goes on
+            continue
+        log.info("removed %s, left by an earlier writer (pid %d) that died", path.parent / name, pid)
+        removed.append(path.parent / name)
+    return removed
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `path`; rename it over `path` only if the block succeeds.
 
     The temp file lives in the same directory so the final os.replace is atomic on POSIX.
     On any failure (a full disk included) the temp file is removed and `path` is untouched.
+    A writer killed outright cannot remove its temp file: its name carries the writer's host and
+    pid, so the next write of the same `path` removes it once that writer is gone.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_dead_writers_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer_tag()}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp)
     umask = os.umask(0)
@@ -39,10 +102,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 class WriteFailed(Failure):
     """An output could not be written (a full disk, a read-only folder); the old file is intact."""
 
-    def __init__(self, path: Path, err: BaseException):
+    def __init__(self, path: Path, err: BaseException, needed: int | None = None):
+        space = f"; about {needed / 1e6:,.0f} MB are needed there" if needed else ""
         super().__init__(
             f"could not write {path}: {err}. Nothing was half-written: {path.name} is as it was before "
-            f"(its previous version, if any, is intact). Free disk space (df -h {path.parent}) or fix "
+            f"(its previous version, if any, is intact). Free disk space (df -h {path.parent}{space}) or fix "
             "the folder's permissions, then rerun; a training run resumes from its last checkpoint."
         )
         self.path = path

@@ -1,22 +1,31 @@
 """Steps 2 and 3 of the data: verify the archive's md5, then extract it safely.
 
-Order matters for safety: the md5 is checked before any member is read, and every member is
-judged by name and type before a byte is written; the extracted folder appears only complete.
+Order matters for safety: the md5 is checked before any member is read. Every member is judged by
+name, type and declared size before a byte is written, and its bytes are counted again as they
+stream (a header can lie); the gzip may decompress to a bounded total, so no bomb fills a disk or
+memory. Only the format's members are written, each to a temp file beside its final name; they
+replace the old ones once all are complete and verified, and nothing else in the folder is touched.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
-import os
-import shutil
+import logging
 import tarfile
-import tempfile
 import zlib
+from contextlib import ExitStack, contextmanager
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 
 from msga.data import FetchError
+from msga.data.format import (  # noqa: F401 (ARCHIVE_NAME: re-exported)
+    ARCHIVE_NAME, EXTRA_MEMBER_LIMIT, FOLDER, MEMBER_LIMITS, MEMBERS, OFFICIAL_MD5, TAR_OVERHEAD,
+)
+from msga.io import WriteFailed, atomic_path
 
-from msga.data.format import ARCHIVE_NAME, FOLDER, MEMBERS, OFFICIAL_MD5  # noqa: F401 (ARCHIVE_NAME: re-exported)
+log = logging.getLogger("msga.fetch")
+CHUNK = 1 << 20  # bytes per read while a member streams to its file
 
 # Per-file md5s of the official archive's members; other archives (the fixture) have none.
 MEMBER_MD5 = {
@@ -71,42 +80,164 @@ def _check_member(member: tarfile.TarInfo) -> str | None:
     return parts[1]
 
 
-def extract(archive: str | Path, out: str | Path, archive_md5: str | None = None) -> Path:
-    """Safely extract the archive into out/cifar-100-python; all members are checked first."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    expected = MEMBER_MD5.get(archive_md5 or "", {})
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".extract-"))
+def _size_limit(short: str) -> int:
+    return MEMBER_LIMITS.get(short, EXTRA_MEMBER_LIMIT)
+
+
+def _stream_limit() -> int:
+    """The most bytes the gzip may decompress to: every member at its limit, and the tar's overhead."""
+    return sum(MEMBER_LIMITS.values()) + TAR_OVERHEAD
+
+
+@contextmanager
+def _reading(archive: Path) -> Iterator[None]:
+    """A failure to read the archive, said as such: the archive is damaged, the output is not at fault."""
     try:
+        yield
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+        raise FetchError(f"{archive} is not a readable .tar.gz ({err}): it is damaged (cut short, or not a "
+                         "gzip tar); obtain it again (a download: delete it and rerun)") from err
+
+
+class _Bounded:
+    """The decompressed tar, as tarfile reads it, refusing to yield more than `limit` bytes in all."""
+
+    def __init__(self, raw, limit: int, archive: Path):
+        self.raw, self.limit, self.archive, self.count = raw, limit, archive, 0
+
+    def read(self, n: int = -1) -> bytes:
+        allowed = self.limit - self.count + 1  # one byte past the limit tells a bomb from an archive that fits
+        block = self.raw.read(allowed if n is None or n < 0 else min(n, allowed))
+        self.count += len(block)
+        if self.count > self.limit:
+            raise FetchError(f"{self.archive} decompresses to more than {self.limit:,} bytes, more than CIFAR-100 "
+                             "can need (a decompression bomb, or not the CIFAR-100 archive); nothing was extracted")
+        return block
+
+
+@contextmanager
+def _open_tar(archive: Path) -> Iterator[tarfile.TarFile]:
+    """The archive as a tar stream read front to back (no seeking back), its decompression bounded."""
+    with _reading(archive):
+        raw = gzip.open(archive, "rb")
         try:
-            with tarfile.open(archive, mode="r:gz") as tar:
-                members = tar.getmembers()
-                files = {}
-                for member in members:  # every member is judged before any byte is written
-                    short = _check_member(member)
-                    if short is not None:
-                        files[short] = member
-                missing = [m for m in MEMBERS if m not in files]
-                if missing:
-                    raise FetchError(f"{archive} lacks {', '.join(f'{FOLDER}/{m}' for m in missing)}")
-                target = staging / FOLDER
-                target.mkdir()
-                for short, member in files.items():
-                    with tar.extractfile(member) as src, open(target / short, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
-            raise FetchError(f"{archive} is not a readable .tar.gz ({err}); delete it and fetch again") from err
-        for short, want in expected.items():
-            got = md5sum(target / short)
-            if got != want:
-                raise FetchError(f"{FOLDER}/{short}: md5 expected {want}, got {got}")
-        final = out / FOLDER
-        if final.exists():  # swap in the new folder; the old one goes only after the swap
-            old = staging / "old"
-            os.replace(final, old)
-        os.replace(target, final)
-        return final
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            tar = tarfile.open(fileobj=_Bounded(raw, _stream_limit(), archive), mode="r|", bufsize=CHUNK)
+        except BaseException:
+            raw.close()
+            raise
+    with raw, tar:
+        yield tar
 
 
+def _members(tar: tarfile.TarFile, archive: Path) -> Iterator[tuple[tarfile.TarInfo, str]]:
+    """(member, its name in the folder) for every file, judged by name, type and declared size as
+    its header is read, before any of its bytes are."""
+    seen: set[str] = set()
+    while True:
+        with _reading(archive):
+            member = tar.next()
+        if member is None:
+            return
+        short = _check_member(member)
+        if short is None:
+            continue
+        if short in seen:  # tar would let the last copy win: which one is the data is ambiguous
+            raise FetchError(f"{archive} holds {FOLDER}/{short} twice; an archive with duplicate members is "
+                             "refused. Obtain the CIFAR-100 archive again")
+        seen.add(short)
+        if member.size > _size_limit(short):
+            raise FetchError(f"{archive}: {member.name} declares {member.size:,} bytes, more than the "
+                             f"{_size_limit(short):,} a CIFAR-100 archive can need there; nothing was extracted")
+        yield member, short
+
+
+def _survey(archive: Path) -> dict[str, int]:
+    """The format members' declared sizes; every member of the archive judged, nothing written."""
+    sizes = {}
+    with _open_tar(archive) as tar:
+        for member, short in _members(tar, archive):
+            if short in MEMBERS:
+                sizes[short] = member.size
+            else:
+                log.info("%s: skipping %s, not a file of the format", archive, member.name)
+    missing = [m for m in MEMBERS if m not in sizes]
+    if missing:
+        raise FetchError(f"{archive} lacks {', '.join(f'{FOLDER}/{m}' for m in missing)}")
+    return sizes
+
+
+def _copy(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path, archive: Path) -> str:
+    """Stream one member into `dest`, never more bytes than its header declared; returns their md5."""
+    digest, copied = hashlib.md5(), 0
+    with _reading(archive):
+        src = tar.extractfile(member)
+    with src, open(dest, "wb") as out:
+        while True:
+            with _reading(archive):
+                block = src.read(CHUNK)
+            if not block:
+                break
+            copied += len(block)
+            if copied > member.size:
+                raise FetchError(f"{archive}: {member.name} holds more bytes than its header declares "
+                                 f"({member.size:,}); nothing was extracted")
+            digest.update(block)
+            out.write(block)
+    if copied != member.size:
+        raise FetchError(f"{archive} is not a readable .tar.gz: {member.name} is cut short ({copied:,} of "
+                         f"{member.size:,} bytes); obtain it again")
+    return digest.hexdigest()
+
+
+def _write_members(archive: Path, folder: Path, expected: dict[str, str], needed: int) -> None:
+    """Write the format's members into `folder`: all to temp files first, each checked, then each
+    renamed over its old version; on any failure the temp files go and the old files stay.
+
+    Reading errors were turned into FetchError (a damaged archive) where they happen, so an OSError
+    that reaches the end is the output's: a full disk, a file size limit, a read-only folder."""
+    where = folder
+    try:
+        with ExitStack() as stack:
+            temps = {}
+            for short in MEMBERS:
+                where = folder / short
+                temps[short] = stack.enter_context(atomic_path(where))
+            written = set()
+            with _open_tar(archive) as tar:
+                for member, short in _members(tar, archive):
+                    if short not in temps:
+                        continue
+                    where = folder / short
+                    got = _copy(tar, member, temps[short], archive)
+                    if short in expected and got != expected[short]:
+                        raise FetchError(f"{FOLDER}/{short}: md5 expected {expected[short]}, got {got}; the "
+                                         "archive is damaged: obtain it again")
+                    written.add(short)
+            if written != set(MEMBERS):  # the archive changed since it was surveyed
+                raise FetchError(f"{archive} changed while it was extracted; run again")
+            where = folder  # closing the stack syncs each temp file and renames it over its member
+    except OSError as err:
+        raise WriteFailed(where, err, needed) from err
+
+
+def extract(archive: str | Path, out: str | Path, archive_md5: str | None = None) -> Path:
+    """Safely extract the archive's train, test and meta into out/cifar-100-python; other files
+    there are left alone. Every member is checked before a byte is written."""
+    archive, out = Path(archive), Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WriteFailed(out, err) from err
+    needed = sum(_survey(archive).values())
+    folder = out / FOLDER
+    created = not folder.exists()
+    try:
+        _write_members(archive, folder, MEMBER_MD5.get(archive_md5 or "", {}), needed)
+    except BaseException:
+        if created:  # a folder this call made, left empty by the failure, goes too
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise
+    return folder

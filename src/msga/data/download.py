@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import shutil
 import socket
 import time
@@ -41,20 +42,26 @@ def obtain(source: str, dest: str | Path, md5: str | None, timeout: float = 60.0
 
 
 def copy_local(source: Path, dest: Path, md5: str | None) -> Path:
-    """A user's own archive, copied; the user's file is read, never moved or deleted."""
+    """A user's own archive, copied; the user's file is read, never moved, replaced or deleted."""
     if not source.is_file():
         raise FetchError(f"tarball {source} does not exist (data.tarball / --source); give the path of "
                          "cifar-100-python.tar.gz")
+    if dest.exists() and os.path.samefile(source, dest):  # already in place: checked, not rewritten
+        _check_local_md5(source, md5sum(source), md5)
+        return dest
     try:
         with atomic_path(dest) as tmp:
             shutil.copyfile(source, tmp)
-            actual = md5sum(tmp)
-            if md5 and actual != md5:
-                raise FetchError(f"md5 mismatch for {source}: expected {md5}, got {actual}; {source} was left "
-                                 "as it is. Check data.md5, or that the file is the CIFAR-100 python archive.")
+            _check_local_md5(source, md5sum(tmp), md5)
     except OSError as err:
         raise FetchError(f"cannot copy {source} to {dest}: {err}; nothing was kept") from err
     return dest
+
+
+def _check_local_md5(source: Path, actual: str, md5: str | None) -> None:
+    if md5 and actual != md5:
+        raise FetchError(f"md5 mismatch for {source}: expected {md5}, got {actual}; {source} was left "
+                         "as it is. Check data.md5, or that the file is the CIFAR-100 python archive.")
 
 
 def download(url: str, dest: str | Path, md5: str | None, timeout: float = 60.0,
