@@ -206,6 +206,19 @@ def test_op_matches_torchvision_on_each_image(op, magnitude, reference, toleranc
     torch.testing.assert_close(run_op(x, op, magnitude), expected, rtol=0, atol=tolerance)
 
 
+@pytest.mark.parametrize("op, magnitude, reference", [
+    ("rotate", 50.0, lambda i: TF.rotate(i, 50.0, interpolation=BILINEAR)),
+    ("shear_x", 0.7, lambda i: TF.affine(i, 0.0, [0, 0], 1.0, [math.degrees(math.atan(0.7)), 0.0], BILINEAR)),
+    ("shear_y", 0.7, lambda i: TF.affine(i, 0.0, [0, 0], 1.0, [0.0, math.degrees(math.atan(0.7))], BILINEAR)),
+    ("translate_y", 3.0, lambda i: TF.affine(i, 0.0, [0, 3], 1.0, [0.0, 0.0], BILINEAR)),
+])
+def test_geometric_ops_on_non_square_images(op, magnitude, reference):
+    # pixel maps are rescaled to normalized units per axis: a wrong aspect would distort a rotation
+    x = images01()[:, :, 4:28, :]  # (4, 3, 24, 32)
+    expected = torch.stack([reference(img) for img in x])
+    torch.testing.assert_close(run_op(x, op, magnitude), expected, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("bits", range(2, 9))
 def test_posterize_matches_torchvision_on_uint8(bits):
     # torchvision's float posterize quantizes to 2**bits levels of [0, 1]; TA means the 8-bit one
@@ -279,6 +292,10 @@ def test_op_choice_is_uniform_and_magnitudes_span_their_ranges():
     assert float(solarize.min()) == 0.0 and float(solarize.max()) == 1.0
     # the 31 strength levels are equally likely: rotation angles fall in 61 signed values
     assert len(set(of("rotate").tolist())) == 61
+    # translations scale with their own axis on a non-square image
+    ops, magnitude = draw_ops(n, 24, 40, gen(6))
+    assert float(magnitude[ops == OP_INDEX["translate_x"]].abs().max()) == 40
+    assert float(magnitude[ops == OP_INDEX["translate_y"]].abs().max()) == 24
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -382,23 +382,33 @@ def affine_matrices(ops: torch.Tensor, magnitude: torch.Tensor, height: int, wid
     shift_y = torch.where(ops == OP_INDEX["translate_y"], m, zero)
     cos, sin = torch.cos(angle), torch.sin(angle)
     # y points down, so a counter-clockwise turn on screen reads input at [[cos, -sin], [sin, cos]] @ p;
-    # a shear reads x at x + s * y (or y at y + s * x), as AutoAugment's PIL transform does.
-    # Only one op is active per image, so composing them in any order gives the same map.
-    rotation = torch.stack([cos, -sin, sin, cos], dim=1).view(-1, 2, 2)  # (B, 2, 2)
-    shear = torch.stack([one, shear_x, shear_y, one], dim=1).view(-1, 2, 2)  # (B, 2, 2)
-    linear = rotation @ shear  # (B, 2, 2)
-    offset = -torch.stack([shift_x, shift_y], dim=1)  # (B, 2): content moves by +shift, so read at p - shift
-    # to normalized units: S^-1 A S and S^-1 t with S = diag(W/2, H/2), i.e. A_ij * s_j / s_i
-    aspect = torch.ones(2, 2, device=m.device)
-    aspect[0, 1], aspect[1, 0] = height / width, width / height  # (2, 2): s_j / s_i
-    linear = linear * aspect
-    offset = offset / torch.stack([torch.full_like(m, width / 2), torch.full_like(m, height / 2)], dim=1)  # (B, 2)
-    return torch.cat([linear, offset.unsqueeze(2)], dim=2)  # (B, 2, 3)
+    # a shear reads x at x + s * y (or y at y + s * x), as AutoAugment's PIL transform does. A is
+    # rotation @ shear written out, not a matmul: CUDA matmuls may run in TF32 and lose ~1e-3.
+    # Only one op is active per image, so the order of composition does not matter.
+    a00, a01 = cos - sin * shear_y, cos * shear_x - sin
+    a10, a11 = sin + cos * shear_y, sin * shear_x + cos
+    # to normalized units, S^-1 A S and S^-1 t with S = diag(W/2, H/2): entry ij scales by s_j / s_i;
+    # content moves by +shift, so the input is read at p - shift
+    return torch.stack([
+        a00, a01 * (height / width), -shift_x / (width / 2),
+        a10 * (width / height), a11, -shift_y / (height / 2),
+    ], dim=1).view(-1, 2, 3)  # (B, 2, 3)
 
 
 def warp(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """Resample every image through its own affine map; outside the image reads black."""
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)  # (B, H, W, 2)
+    """Resample every image through its own affine map (normalized units, as F.affine_grid takes);
+    outside the image reads black.
+
+    The grid is theta applied to the pixel centres elementwise, what F.affine_grid computes with a
+    matmul: on CUDA that matmul may run in TF32 (the trainer allows it), which would move sampling
+    points by up to about a hundredth of a pixel; elementwise it stays float32 on every device.
+    """
+    b, _, h, w = x.shape
+    theta = theta.to(x.dtype).view(b, 1, 1, 2, 3)  # (B, 1, 1, 2, 3): broadcasts over the grid
+    xs = (2 * torch.arange(w, device=x.device, dtype=x.dtype) + 1) / w - 1  # (W,) pixel centres, align_corners=False
+    ys = (2 * torch.arange(h, device=x.device, dtype=x.dtype) + 1) / h - 1  # (H,)
+    xs, ys = xs.view(1, 1, w, 1), ys.view(1, h, 1, 1)  # (1, 1, W, 1), (1, H, 1, 1)
+    grid = theta[..., 0] * xs + theta[..., 1] * ys + theta[..., 2]  # (B, H, W, 2): input x, y per output pixel
     return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 
