@@ -199,7 +199,8 @@ REFERENCES = [
 ]
 
 
-@pytest.mark.parametrize("op, magnitude, reference, tolerance", REFERENCES, ids=[f"{r[0]}{r[1]:+g}" for r in REFERENCES])
+@pytest.mark.parametrize("op, magnitude, reference, tolerance", REFERENCES,
+                         ids=[f"{r[0]}{r[1]:+g}" for r in REFERENCES])
 def test_op_matches_torchvision_on_each_image(op, magnitude, reference, tolerance):
     x = images01()
     expected = torch.stack([reference(img) for img in x])
@@ -358,7 +359,9 @@ def test_spec_from_params_defaults_and_refusals():
     assert not AugmentSpec.from_params({"mixup_alpha": 0.8, "mix_prob": 0.0}).mixes
     with pytest.raises(ValueError, match="mixup_alfa"):
         AugmentSpec.from_params({"mixup_alfa": 0.8})
-    for bad in ({"mixup_alpha": -1.0}, {"mix_prob": 1.5}, {"switch_prob": float("nan")}, {"cutmix_alpha": float("inf")}):
+    bad_values = ({"mixup_alpha": -1.0}, {"mix_prob": 1.5}, {"switch_prob": float("nan")},
+                  {"cutmix_alpha": float("inf")})
+    for bad in bad_values:
         with pytest.raises(ValueError):
             AugmentSpec.from_params(bad)
 
@@ -375,7 +378,8 @@ def test_augment_batch_trivial_augment_works_in_pixel_units():
     x01 = images01(32)
     mean, std = torch.tensor([0.5, 0.48, 0.44]).view(1, 3, 1, 1), torch.tensor([0.27, 0.26, 0.28]).view(1, 3, 1, 1)
     spec = AugmentSpec(trivial_augment=True)
-    out, _ = augment_batch((x01 - mean) / std, torch.zeros(32, dtype=torch.long), spec, mean, std, NUM_CLASSES, 0.0, gen(9))
+    y = torch.zeros(32, dtype=torch.long)
+    out, _ = augment_batch((x01 - mean) / std, y, spec, mean, std, NUM_CLASSES, 0.0, gen(9))
     # the same draws on the pixels directly: equal once normalized back (up to float rounding)
     torch.testing.assert_close(out * std + mean, trivial_augment(x01, gen(9)), rtol=0, atol=1e-5)
 

@@ -219,14 +219,16 @@ def draw_ops(batch: int, height: int, width: int, generator: torch.Generator) ->
     for SIGNED ops. (B,) int64, (B,) float32"""
     device = generator.device
     ops = torch.randint(0, len(OPS), (batch,), device=device, generator=generator)
-    level = torch.randint(0, NUM_MAGNITUDE_BINS, (batch,), device=device, generator=generator) / (NUM_MAGNITUDE_BINS - 1)
+    bins = torch.randint(0, NUM_MAGNITUDE_BINS, (batch,), device=device, generator=generator)
+    level = bins / (NUM_MAGNITUDE_BINS - 1)  # (B,) in [0, 1]
     sign = torch.where(torch.rand(batch, device=device, generator=generator) < 0.5, -1.0, 1.0)
     translate = torch.where(ops == OP_INDEX["translate_x"], width, height) * MAX_TRANSLATE_FRACTION
     scale = torch.where(_is(ops, *BLENDS), MAX_FACTOR_OFFSET, 0.0)  # (B,) full-strength magnitude
     scale = torch.where(ops == OP_INDEX["rotate"], MAX_ROTATE_DEGREES, scale)
     scale = torch.where(_is(ops, "shear_x", "shear_y"), MAX_SHEAR, scale)
     magnitude = level * scale
-    magnitude = torch.where(_is(ops, "translate_x", "translate_y"), (level * translate).trunc(), magnitude)  # whole pixels
+    whole_pixels = (level * translate).trunc()
+    magnitude = torch.where(_is(ops, "translate_x", "translate_y"), whole_pixels, magnitude)
     magnitude = torch.where(_is(ops, *SIGNED), sign * magnitude, magnitude)
     bits = 8 - (level * (8 - MIN_POSTERIZE_BITS)).round()  # 8 (no change) down to 2 bits
     magnitude = torch.where(ops == OP_INDEX["posterize"], bits, magnitude)
