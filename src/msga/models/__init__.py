@@ -19,8 +19,14 @@ SHARED_FILES = ("__init__.py",)  # code every model's build goes through
 class ModelEntry:
     name: str
     paper_row: str  # the row of Table 1 (or the ablation) this model stands for
-    module: str  # the file under msga/models/ whose function `name` builds it
+    module: str  # the file under msga/models/ whose function `builder` builds it
     uses: tuple[str, ...] = ()  # other files under msga/models/ that module imports
+    builder: str = ""  # the function to call; empty means `name`. Several entries may share one
+    # builder (e.g. an architecture at another size), each with its own sizes in params.yaml
+
+    def __post_init__(self):
+        if not self.builder:
+            object.__setattr__(self, "builder", self.name)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -54,5 +60,5 @@ def model_entry(name: str) -> ModelEntry:
 def build_model(name: str, num_classes: int = 100, **sizes):
     """Build a registered model; `sizes` are its size arguments (params.yaml models.<name>)."""
     entry = model_entry(name)
-    builder = getattr(importlib.import_module(f"msga.models.{entry.module}"), entry.name)
+    builder = getattr(importlib.import_module(f"msga.models.{entry.module}"), entry.builder)
     return builder(num_classes=num_classes, **sizes)
