@@ -142,6 +142,8 @@ EXPECTED = {
     "msga": msga_flops, "msga_local": msga_flops, "msga_global": msga_flops,
     "cnn_lstm": cnn_lstm_flops, "mlp_mixer": mlp_mixer_flops,
     "convnext": convnext_flops, "crossvit": crossvit_flops,
+    "mlp_mixer_flops": mlp_mixer_flops, "convnext_flops": convnext_flops,
+    "cnn_lstm_flops": cnn_lstm_flops, "crossvit_flops": crossvit_flops,
 }
 
 

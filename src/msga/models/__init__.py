@@ -34,13 +34,19 @@ class ModelEntry:
         return (*SHARED_FILES, f"{self.module}.py", *self.uses)
 
 
-# The order is the order of Table 1, then the ablations.
+# The order is the order of Table 1, then Table 1's baselines at msga's compute, then the ablations.
 _CATALOG = (
     ModelEntry("mlp_mixer", "MLP [8]", "mlp_mixer"),
     ModelEntry("convnext", "CNN [9]", "convnext"),
     ModelEntry("cnn_lstm", "LSTM [10]", "cnn_lstm"),
     ModelEntry("crossvit", "Transformer [11]", "crossvit"),
     ModelEntry("msga", "Ours", "msga", uses=("layers.py",)),
+    # Table 1's baselines are matched to msga in parameters; these are the same architectures
+    # sized to msga's forward FLOPs (within 15%), so a comparison can be read at either budget
+    ModelEntry("mlp_mixer_flops", "MLP [8], compute-matched", "mlp_mixer", builder="mlp_mixer"),
+    ModelEntry("convnext_flops", "CNN [9], compute-matched", "convnext", builder="convnext"),
+    ModelEntry("cnn_lstm_flops", "LSTM [10], compute-matched", "cnn_lstm", builder="cnn_lstm"),
+    ModelEntry("crossvit_flops", "Transformer [11], compute-matched", "crossvit", builder="crossvit"),
     ModelEntry("msga_local", "Ablation: multi-scale convolution only", "msga", uses=("layers.py",)),
     ModelEntry("msga_global", "Ablation: single 3x3 scale + attention", "msga", uses=("layers.py",)),
 )
