@@ -9,6 +9,7 @@ the counter, so the two agree exactly or something is miscounted.
 
 from __future__ import annotations
 
+import functools
 from contextlib import nullcontext
 
 import pytest
@@ -58,7 +59,7 @@ def lstm(steps: int, inputs: int, hidden: int, layers: int, dirs: int) -> int:
 
 # -- the registered models ------------------------------------------------------------------
 
-def msga_flops(stem, widths, depths, kernels, attn_depth, mlp_ratio, heads, drop_path) -> int:
+def msga_flops(stem, widths, depths, kernels, attn_depth, mlp_ratio, heads, drop_path, token_mixer="attention") -> int:
     side = SIDE
     flops = conv(3, stem, 3, side * side)
     c_in = stem
@@ -74,8 +75,12 @@ def msga_flops(stem, widths, depths, kernels, attn_depth, mlp_ratio, heads, drop
     width, tokens = widths[-1], side * side
     if attn_depth:
         hidden = int(width * mlp_ratio)
-        block = (linear(tokens, width, 3 * width) + attention(tokens, tokens, width)
-                 + linear(tokens, width, width) + linear(tokens, width, hidden) + linear(tokens, hidden, width))
+        if token_mixer == "attention":  # qkv, Q K^T and A V, output projection
+            mix = linear(tokens, width, 3 * width) + attention(tokens, tokens, width) + linear(tokens, width, width)
+        else:  # local: expand to 2C, depthwise 3x3 over the token grid, project back
+            wide = 2 * width
+            mix = linear(tokens, width, wide) + conv(wide, wide, 3, tokens, groups=wide) + linear(tokens, wide, width)
+        block = mix + linear(tokens, width, hidden) + linear(tokens, hidden, width)
         flops += attn_depth * block + linear(tokens, 2 * width, width)  # blocks, local/global fusion
     return flops + linear(1, width, CLASSES)
 
@@ -139,7 +144,8 @@ def crossvit_flops(patch_size, embed_dim, depth, num_heads, mlp_ratio, drop_path
 
 
 EXPECTED = {
-    "msga": msga_flops, "msga_local": msga_flops, "msga_global": msga_flops,
+    "msga": msga_flops, "msga_local": msga_flops, "msga_global": msga_flops, "msga_single": msga_flops,
+    "msga_noattn": functools.partial(msga_flops, token_mixer="local"),
     "cnn_lstm": cnn_lstm_flops, "mlp_mixer": mlp_mixer_flops,
     "convnext": convnext_flops, "crossvit": crossvit_flops,
     "mlp_mixer_flops": mlp_mixer_flops, "convnext_flops": convnext_flops,

@@ -105,11 +105,71 @@ def test_heads_that_do_not_divide_the_width_fail_clearly():
 
 def test_ablations_differ_in_one_component():
     full, local, global_ = (count_params(build_model(n, **PARAMS["models"][n])) for n in ("msga", "msga_local", "msga_global"))
-    assert local < full and global_ < full
+    assert local < full and global_ < full  # the paper-style halves: a component removed, and its cost
     with pytest.raises(ValueError, match="attn_depth must be 0"):
         build_model("msga_local", attn_depth=2)
     with pytest.raises(ValueError, match="kernels must be"):
         build_model("msga_global", kernels=[3, 5])
+    with pytest.raises(ValueError, match="ONE kernel size"):
+        build_model("msga_single", kernels=[3, 5, 5])
+    with pytest.raises(ValueError, match="ONE kernel size"):
+        build_model("msga_single", kernels=[5])
+    with pytest.raises(ValueError, match="distinct kernel sizes"):
+        build_model("msga", kernels=[3, 3, 5])
+    with pytest.raises(ValueError, match="attn_depth must be at least 1"):
+        build_model("msga_noattn", attn_depth=0)
+
+
+# Controls: each differs from msga in ONE thing, (the params.yaml key that differs, the part
+# of the network whose parameters differ, what differs), at near-equal params and FLOPs
+CONTROLS = {
+    "msga_single": ("kernels", ".ms.branches.", "one kernel size (5x5) in all three depthwise branches, not 3/5/7"),
+    "msga_noattn": (None, ".attn.", "token mixing over 3x3 grid neighbours, not global attention"),
+}
+CONTROL_TOLERANCE = 0.02  # params and FLOPs within 2% of msga's (three 3x3 branches: -1.9%, -3.7%)
+
+
+@pytest.mark.parametrize("name", CONTROLS)
+def test_each_ablation_control_differs_from_msga_in_one_thing(name):
+    key, part, what = CONTROLS[name]
+    sizes, reference = PARAMS["models"][name], PARAMS["models"]["msga"]
+    assert {k for k in reference if sizes.get(k) != reference[k]} == ({key} if key else set()), what
+    assert len(sizes["kernels"]) == len(reference["kernels"]), "as many branches as msga"
+    torch.manual_seed(0)
+    ours, theirs = build_model("msga", **reference).state_dict(), build_model(name, **sizes).state_dict()
+    differ = {k for k in ours.keys() | theirs.keys() if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape}
+    assert differ and all(part in k for k in differ), f"{name} should differ in {what} only: {sorted(differ)}"
+
+
+@pytest.mark.parametrize("name", CONTROLS)
+def test_each_ablation_control_costs_within_2_percent_of_msga(name):
+    (p, flops), (p_ref, reference) = cost(name), cost("msga")
+    assert abs(p / p_ref - 1) <= CONTROL_TOLERANCE, f"{name}: {p / 1e6:.3f}M params vs msga {p_ref / 1e6:.3f}M"
+    assert abs(flops / reference - 1) <= CONTROL_TOLERANCE, (
+        f"{name}: {flops / 1e6:.1f} MFLOPs vs msga {reference / 1e6:.1f}")
+
+
+class OnTokens(torch.nn.Module):
+    """Runs one token block on a (1, N, C) input of zeros, whatever image forward_flops passes."""
+
+    def __init__(self, block, tokens: int, width: int):
+        super().__init__()
+        self.block, self.shape = block, (1, tokens, width)
+
+    def forward(self, x):
+        return self.block(x.new_zeros(self.shape))
+
+
+def test_local_mixing_blocks_cost_what_the_attention_blocks_they_replace_cost():
+    sizes = PARAMS["models"]["msga"]
+    torch.manual_seed(0)
+    attention = build_model("msga", **sizes).attn_blocks[0]
+    local = build_model("msga_noattn", **PARAMS["models"]["msga_noattn"]).attn_blocks[0]
+    width, tokens = sizes["widths"][-1], 8 * 8
+    (p_attn, p_local) = count_params(attention), count_params(local)
+    f_attn, f_local = (forward_flops(OnTokens(b, tokens, width)) for b in (attention, local))
+    assert abs(p_local / p_attn - 1) <= 0.10 and abs(f_local / f_attn - 1) <= 0.10, (p_local / p_attn, f_local / f_attn)
+    assert type(local.attn).__name__ == "LocalMixer" and type(attention.attn).__name__ == "Attention"
 
 
 def test_cost_figures_are_positive_and_scale():

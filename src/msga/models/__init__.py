@@ -49,6 +49,9 @@ _CATALOG = (
     ModelEntry("crossvit_flops", "Transformer [11], compute-matched", "crossvit", builder="crossvit"),
     ModelEntry("msga_local", "Ablation: multi-scale convolution only", "msga", uses=("layers.py",)),
     ModelEntry("msga_global", "Ablation: single 3x3 scale + attention", "msga", uses=("layers.py",)),
+    # Controls that differ from msga in one thing at near-equal params and FLOPs
+    ModelEntry("msga_single", "Ablation: one kernel (5x5) in 3 branches", "msga", uses=("layers.py",)),
+    ModelEntry("msga_noattn", "Ablation: attention -> local 3x3 mixing", "msga", uses=("layers.py",)),
 )
 _REGISTRY = {entry.name: entry for entry in _CATALOG}
 
