@@ -143,6 +143,21 @@ def crossvit_flops(patch_size, embed_dim, depth, num_heads, mlp_ratio, drop_path
     return flops + sum(linear(1, d, CLASSES) for d in embed_dim)  # one head per branch, averaged
 
 
+def resnet18_flops(widths) -> int:
+    side, c_in = SIDE, widths[0]
+    flops = conv(3, c_in, 3, side * side)  # stem
+    for i, c in enumerate(widths):
+        stride = 1 if i == 0 else 2
+        side //= stride
+        hw = side * side
+        flops += conv(c_in, c, 3, hw) + conv(c, c, 3, hw)  # first block, strided
+        if stride != 1 or c_in != c:
+            flops += conv(c_in, c, 1, hw)  # its projection shortcut
+        flops += conv(c, c, 3, hw) + conv(c, c, 3, hw)  # second block
+        c_in = c
+    return flops + linear(1, widths[-1], CLASSES)
+
+
 EXPECTED = {
     "msga": msga_flops, "msga_local": msga_flops, "msga_global": msga_flops, "msga_single": msga_flops,
     "msga_noattn": functools.partial(msga_flops, token_mixer="local"),
@@ -150,6 +165,7 @@ EXPECTED = {
     "convnext": convnext_flops, "crossvit": crossvit_flops,
     "mlp_mixer_flops": mlp_mixer_flops, "convnext_flops": convnext_flops,
     "cnn_lstm_flops": cnn_lstm_flops, "crossvit_flops": crossvit_flops,
+    "resnet18": resnet18_flops,
 }
 
 

@@ -98,6 +98,12 @@ def test_every_head_count_of_the_sweep_builds_and_runs(name, heads):
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 100)
 
 
+def test_resnet18_has_the_parameter_count_of_the_literature():
+    # 11.22M for 100 classes (weiaicunzai/pytorch-cifar100's ResNet-18), within 1%
+    n = count_params(build_model("resnet18", **PARAMS["models"]["resnet18"]))
+    assert abs(n / 11.2e6 - 1) <= 0.01, f"{n / 1e6:.3f}M"
+
+
 def test_heads_that_do_not_divide_the_width_fail_clearly():
     with pytest.raises(ValueError, match="not divisible by heads=7"):
         build_model("msga", heads=7)
