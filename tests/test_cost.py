@@ -9,6 +9,7 @@ the counter, so the two agree exactly or something is miscounted.
 
 from __future__ import annotations
 
+import functools
 from contextlib import nullcontext
 
 import pytest
@@ -58,7 +59,7 @@ def lstm(steps: int, inputs: int, hidden: int, layers: int, dirs: int) -> int:
 
 # -- the registered models ------------------------------------------------------------------
 
-def msga_flops(stem, widths, depths, kernels, attn_depth, mlp_ratio, heads, drop_path) -> int:
+def msga_flops(stem, widths, depths, kernels, attn_depth, mlp_ratio, heads, drop_path, token_mixer="attention") -> int:
     side = SIDE
     flops = conv(3, stem, 3, side * side)
     c_in = stem
@@ -74,8 +75,12 @@ def msga_flops(stem, widths, depths, kernels, attn_depth, mlp_ratio, heads, drop
     width, tokens = widths[-1], side * side
     if attn_depth:
         hidden = int(width * mlp_ratio)
-        block = (linear(tokens, width, 3 * width) + attention(tokens, tokens, width)
-                 + linear(tokens, width, width) + linear(tokens, width, hidden) + linear(tokens, hidden, width))
+        if token_mixer == "attention":  # qkv, Q K^T and A V, output projection
+            mix = linear(tokens, width, 3 * width) + attention(tokens, tokens, width) + linear(tokens, width, width)
+        else:  # local: expand to 2C, depthwise 3x3 over the token grid, project back
+            wide = 2 * width
+            mix = linear(tokens, width, wide) + conv(wide, wide, 3, tokens, groups=wide) + linear(tokens, wide, width)
+        block = mix + linear(tokens, width, hidden) + linear(tokens, hidden, width)
         flops += attn_depth * block + linear(tokens, 2 * width, width)  # blocks, local/global fusion
     return flops + linear(1, width, CLASSES)
 
@@ -138,10 +143,29 @@ def crossvit_flops(patch_size, embed_dim, depth, num_heads, mlp_ratio, drop_path
     return flops + sum(linear(1, d, CLASSES) for d in embed_dim)  # one head per branch, averaged
 
 
+def resnet18_flops(widths) -> int:
+    side, c_in = SIDE, widths[0]
+    flops = conv(3, c_in, 3, side * side)  # stem
+    for i, c in enumerate(widths):
+        stride = 1 if i == 0 else 2
+        side //= stride
+        hw = side * side
+        flops += conv(c_in, c, 3, hw) + conv(c, c, 3, hw)  # first block, strided
+        if stride != 1 or c_in != c:
+            flops += conv(c_in, c, 1, hw)  # its projection shortcut
+        flops += conv(c, c, 3, hw) + conv(c, c, 3, hw)  # second block
+        c_in = c
+    return flops + linear(1, widths[-1], CLASSES)
+
+
 EXPECTED = {
-    "msga": msga_flops, "msga_local": msga_flops, "msga_global": msga_flops,
+    "msga": msga_flops, "msga_local": msga_flops, "msga_global": msga_flops, "msga_single": msga_flops,
+    "msga_noattn": functools.partial(msga_flops, token_mixer="local"),
     "cnn_lstm": cnn_lstm_flops, "mlp_mixer": mlp_mixer_flops,
     "convnext": convnext_flops, "crossvit": crossvit_flops,
+    "mlp_mixer_flops": mlp_mixer_flops, "convnext_flops": convnext_flops,
+    "cnn_lstm_flops": cnn_lstm_flops, "crossvit_flops": crossvit_flops,
+    "resnet18": resnet18_flops,
 }
 
 

@@ -15,8 +15,18 @@ Choices where the paper (section 3, Figure 1) is silent, and why:
 - Fusion: the local (multi-scale) tokens and the global (attended) tokens are each normalized,
   concatenated and projected back to the width, a learned per-channel mix of both views.
 - Aggregation: mean over tokens, layer norm, one linear classifier; cross-entropy (Eq. 3).
-Ablations differ in one thing each: `attn_depth=0` (msga_local) removes attention and the
-fusion; `kernels=[3]` (msga_global) keeps a single scale.
+
+Ablations. The paper-style halves remove a component, and with it cost: msga_local
+(`attn_depth=0`: no attention, no fusion) and msga_global (`kernels=[3]`: one 3x3 branch).
+The controls differ from msga in ONE thing at near-equal cost (params and FLOPs within 1%):
+- msga_single: three depthwise branches of ONE kernel size (5x5, the middle of msga's 3/5/7)
+  where msga has three sizes; the branch count, the fusion and the receptive field's typical
+  size stay, so only the mixture of scales differs. Three 3x3 branches would also shrink the
+  receptive field (and the cost, by 4%): two changes, not one; msga_global is that 3x3 model.
+- msga_noattn: the attention blocks with each token's global mixing replaced by a local one
+  (a depthwise 3x3 over the 8x8 token grid inside an expand/project pair whose weights match
+  attention's); norms, MLPs, position embedding and the local/global fusion stay, so only
+  the reach of token mixing differs: 3x3 neighbours instead of every token.
 """
 
 from __future__ import annotations
@@ -77,12 +87,39 @@ class Attention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(b, n, c))  # (B, N, C)
 
 
-class AttentionBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop_path: float):
+class LocalMixer(nn.Module):
+    """The control for Eq. 2 (msga_noattn): each token mixes with its 3x3 neighbours on the
+    token grid only. Expand to 2C, depthwise 3x3 over the grid, GELU, project back to C: its
+    4C^2 weights match attention's q, k, v and output projections (4C^2), so the two differ in
+    reach, not in size. (Attention's Q K^T and A V products, 4 N^2 C FLOPs, have no
+    counterpart: a whole block then costs about 5% fewer FLOPs than an attention block.)"""
+
+    def __init__(self, dim: int, grid: int, expand: int = 2):
+        super().__init__()
+        hidden = expand * dim
+        self.grid = grid
+        self.expand = nn.Linear(dim, hidden)
+        self.conv = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+        self.act = nn.GELU()
+        self.proj = nn.Linear(hidden, dim)
+
+    def forward(self, x):  # (B, N, C), the tokens of a grid x grid map in raster order
+        b, n, _ = x.shape
+        # a permuted view, not a copy: the conv sees channels_last memory
+        h = self.expand(x).reshape(b, self.grid, self.grid, -1).permute(0, 3, 1, 2)  # (B, 2C, H, W)
+        h = self.act(self.conv(h)).permute(0, 2, 3, 1).reshape(b, n, -1)  # (B, N, 2C)
+        return self.proj(h)  # (B, N, C)
+
+
+class TokenBlock(nn.Module):
+    """Pre-norm transformer block: token mixing, then a per-token MLP, both residual. The mixer
+    is Eq. 2's global attention (msga) or the local control (msga_noattn)."""
+
+    def __init__(self, dim: int, mixer: nn.Module, mlp_ratio: float, drop_path: float):
         super().__init__()
         hidden = int(dim * mlp_ratio)
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads)
+        self.attn = mixer  # named attn for either mixer: msga's parameter names (and checkpoints) stay
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -105,10 +142,13 @@ class MSGA(nn.Module):
         mlp_ratio: float = 2.0,
         drop_path: float = 0.1,
         img_size: int = 32,
+        token_mixer: str = "attention",  # attention (Eq. 2) | local (the control of msga_noattn)
     ):
         super().__init__()
         width = widths[-1]
-        if attn_depth and width % heads:
+        if token_mixer not in ("attention", "local"):
+            raise ValueError(f"token_mixer must be 'attention' or 'local', not {token_mixer!r}")
+        if attn_depth and token_mixer == "attention" and width % heads:
             raise ValueError(f"attention width widths[-1]={width} is not divisible by heads={heads}")
         self.stem = nn.Sequential(
             nn.Conv2d(3, stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem), nn.GELU()
@@ -122,13 +162,17 @@ class MSGA(nn.Module):
             stages.append(nn.Sequential(down, *blocks))
             c_in, r = c, r + d
         self.stages = nn.Sequential(*stages)
-        tokens = (img_size // 4) ** 2
+        grid = img_size // 4  # two stride-2 stages
         self.attn_depth = attn_depth
         if attn_depth:
-            self.pos_embed = nn.Parameter(torch.zeros(1, tokens, width))
+            self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid, width))
             trunc_normal_(self.pos_embed, std=0.02)
+
+            def mixer():
+                return Attention(width, heads) if token_mixer == "attention" else LocalMixer(width, grid)
+
             self.attn_blocks = nn.Sequential(
-                *[AttentionBlock(width, heads, mlp_ratio, rates[r + j]) for j in range(attn_depth)]
+                *[TokenBlock(width, mixer(), mlp_ratio, rates[r + j]) for j in range(attn_depth)]
             )
             self.norm_local = nn.LayerNorm(width)
             self.norm_global = nn.LayerNorm(width)
@@ -158,6 +202,10 @@ class MSGA(nn.Module):
 
 
 def msga(num_classes: int = 100, **kw) -> MSGA:
+    kernels = list(kw.get("kernels", (3, 5, 7)))
+    if len(set(kernels)) != len(kernels):
+        raise ValueError(f"msga's scales are distinct kernel sizes; got kernels {kernels} "
+                         "(one size in several branches is msga_single)")
     return MSGA(num_classes=num_classes, **kw)
 
 
@@ -173,3 +221,20 @@ def msga_global(num_classes: int = 100, **kw) -> MSGA:
         raise ValueError("msga_global is msga with a single 3x3 scale: its kernels must be [3]")
     kw["kernels"] = (3,)
     return MSGA(num_classes=num_classes, **kw)
+
+
+def msga_single(num_classes: int = 100, **kw) -> MSGA:
+    """msga with all of its branches of one kernel size: the single-scale control at equal cost."""
+    kernels = list(kw.get("kernels", (5, 5, 5)))
+    if len(kernels) < 2 or len(set(kernels)) != 1:
+        raise ValueError("msga_single runs several branches of ONE kernel size (e.g. [5, 5, 5]); "
+                         f"got kernels {kernels}")
+    kw["kernels"] = tuple(kernels)
+    return MSGA(num_classes=num_classes, **kw)
+
+
+def msga_noattn(num_classes: int = 100, **kw) -> MSGA:
+    """msga with its attention blocks mixing tokens locally: the no-attention control at equal cost."""
+    if not kw.get("attn_depth", 2):
+        raise ValueError("msga_noattn replaces msga's attention blocks by local ones: its attn_depth must be at least 1")
+    return MSGA(num_classes=num_classes, token_mixer="local", **kw)
