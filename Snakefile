@@ -28,5 +28,6 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
-        "reports/replication.html",
+        REPORT,
+        REPORT_STAMP,
     default_target: True

@@ -172,9 +172,10 @@ def test_sweep_defaults_are_the_table1_runs(raw):
     for exp in ("heads", "batch_size", "noise"):
         base = {r for r in grid.experiments[exp] if r.variant == BASE_VARIANT}
         assert base == table1_msga, exp
-    # distinct runs: table1 15; heads, batch size, both noise sweeps: their non-default values x 3 seeds;
-    # the fixed-lr arm meets the base run at the base batch (256): 4 x 3; ablation 2 x 3; tune 5 x 4
-    assert len(grid.runs) == 15 + 6 * 3 + 4 * 3 + 4 * 3 + 4 * 3 + 4 * 3 + 2 * 3 + 5 * 4
+    # distinct runs: table1 15; compute_matched 4 x 3 (msga is table1's); heads, batch size, both noise
+    # sweeps: their non-default values x 3 seeds; the fixed-lr arm meets the base run at the base batch
+    # (256): 4 x 3; ablation 4 x 3; anchor 1; tune 5 x 4
+    assert len(grid.runs) == 15 + 4 * 3 + 6 * 3 + 4 * 3 + 4 * 3 + 4 * 3 + 4 * 3 + 4 * 3 + 1 + 5 * 4
     fixed_lr = {r.id for r in grid.experiments["batch_size_fixed_lr"]}
     assert {"msga/base/seed0", "msga/batch_size=64,lr_scaling=none/seed0"} <= fixed_lr  # lr is already base's
     assert grid.configs["msga/batch_size=64,lr_scaling=none/seed0"]["train"]["lr"] == 0.002
@@ -235,3 +236,14 @@ def test_validation_imports_no_torch():
             "print(sorted(m for m in ('torch', 'timm', 'torchvision', 'torchmetrics') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_complete_params_file_starts_afresh_and_a_partial_one_merges(tmp_path):
+    from msga.config import merge_files
+
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("train:\n  epochs: 2\n")
+    merged = merge_files([REPO / "params.yaml", partial])
+    assert merged["train"]["epochs"] == 2 and "resnet18" in merged["train"]["per_model"]
+    replaced = merge_files([REPO / "params.yaml", REPO / "workflow" / "demo.yaml"])
+    assert replaced == yaml.safe_load((REPO / "workflow" / "demo.yaml").read_text())

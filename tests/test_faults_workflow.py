@@ -5,6 +5,7 @@ Snakemake or dvc repro started beside a running one is refused without damage.""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workflow_helpers import ENV, copy_repo, job_counts, snakemake, two_run_params
+from tests.workflow_helpers import ENV, copy_repo, job_counts, run_dir, snakemake, two_run_params
 
 RUNS = ["convnext/base/seed0", "msga/base/seed0"]
 TRAIN = ("train_all", "--cores", "2", "--resources", "gpu=1")
@@ -95,8 +96,9 @@ def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 240
         time.sleep(0.05)
 
 
+@functools.cache
 def _run_dir(repo: Path, name: str) -> Path:
-    return repo / "results" / "runs" / name
+    return run_dir(repo, name)
 
 
 def _finished(repo: Path) -> list[str]:

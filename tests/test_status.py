@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from msga.cli import main
 from msga.config import build_grid, load_params
@@ -26,10 +27,11 @@ def test_status_names_each_state_and_estimates_the_time_left(tmp_path, capsys):
     grid = build_grid(load_params(DEMO))
     runs = tmp_path / "runs"
     configs = grid.configs
-    _finished(runs / "msga" / "base" / "seed0", configs["msga/base/seed0"], seconds_per_epoch=10)
+    folder = {r.id: Path(grid.folder(r, str(runs))) for r in grid.runs}
+    _finished(folder["msga/base/seed0"], configs["msga/base/seed0"], seconds_per_epoch=10)
     stale = dict(configs["convnext/base/seed0"], train={**configs["convnext/base/seed0"]["train"], "epochs": 9})
-    _finished(runs / "convnext" / "base" / "seed0", stale, seconds_per_epoch=4)
-    progress = runs / "msga" / "heads=1" / "seed0"
+    _finished(runs / "convnext" / "base" / "seed0" / "0123456789ab", stale, seconds_per_epoch=4)  # an older key
+    progress = folder["msga/heads=1/seed0"]
     progress.mkdir(parents=True)
     (progress / "progress.json").write_text(json.dumps({"epoch": 1, "epochs": 3, "seconds": 12.0}))
     before = sorted(p for p in tmp_path.rglob("*"))

@@ -103,3 +103,14 @@ def test_a_url_with_shell_syntax_reaches_the_download_intact_and_runs_nothing(tm
     assert f"cannot reach {params['data']['url']}" in log  # the URL arrived whole, as one argument
     assert "cannot reach" in proc.stdout + proc.stderr  # the failed job's log is shown on the terminal
     assert not [p for p in repo.rglob("pwned*")] and not list(tmp_path.rglob("pwned*"))
+
+
+def test_a_complete_configfile_replaces_params_yaml_and_a_partial_one_merges_into_it(tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    demo = load_params(REPO / "workflow" / "demo.yaml")
+    complete = job_counts(snakemake("-n", "--cores", "1", "--configfile", "workflow/demo.yaml", cwd=repo).stdout)
+    assert complete["train"] == len(build_grid(demo).runs)  # nothing of params.yaml's grid leaks into the demo's
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("train:\n  epochs: 2\n")
+    merged = job_counts(snakemake("-n", "--cores", "1", "--configfile", str(partial), cwd=repo).stdout)
+    assert merged["train"] == len(build_grid(load_params(REPO / "params.yaml")).runs)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from msga.config import build_grid, load_params
-from tests.workflow_helpers import MODELS, copy_repo, demo, job_counts, run, snakemake, two_run_params
+from tests.workflow_helpers import MODELS, copy_repo, demo, job_counts, run, run_dir, snakemake, two_run_params
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +48,9 @@ def test_snakemake_renders_the_report_with_table1_and_figures(demo_repo):
     assert "report.table1(" not in html  # no code cells
     table1 = (demo_repo / "reports" / "table1.csv").read_text()
     assert all(m in table1 for m in MODELS)
-    config = json.loads((demo_repo / "results" / "runs" / "msga" / "heads=1" / "seed0" / "config.json").read_text())
-    metrics = json.loads((demo_repo / "results" / "runs" / "msga" / "heads=1" / "seed0" / "metrics.json").read_text())
+    folder = run_dir(demo_repo, "msga/heads=1/seed0")
+    config = json.loads((folder / "config.json").read_text())
+    metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["config"] == config and config["model"]["heads"] == 1  # the job trained what the DAG resolved
 
 
@@ -102,17 +103,17 @@ def test_a_changed_param_without_retraining_makes_every_run_stale(demo_copy):
 
 
 def test_missing_and_truncated_runs_are_named_and_the_report_still_renders(demo_copy):
-    runs = demo_copy / "results" / "runs"
-    (runs / "crossvit" / "base" / "seed0" / "metrics.json").unlink()
-    metrics = runs / "convnext" / "base" / "seed0" / "metrics.json"
+    (run_dir(demo_copy, "crossvit/base/seed0") / "metrics.json").unlink()
+    metrics = run_dir(demo_copy, "convnext/base/seed0") / "metrics.json"
     metrics.write_bytes(metrics.read_bytes()[:200])
-    history = runs / "cnn_lstm" / "base" / "seed0" / "history.jsonl"
+    history = run_dir(demo_copy, "cnn_lstm/base/seed0") / "history.jsonl"
     history.write_bytes(history.read_bytes()[:-40])
     out = demo_copy / "reports"
     proc = run([sys.executable, "-m", "msga.cli", "aggregate", "--grid", "reports/grid.json", "--out", str(out)], demo_copy)
     for name, file in [("crossvit/base/seed0", "metrics.json"), ("convnext/base/seed0", "metrics.json"),
                        ("cnn_lstm/base/seed0", "history.jsonl")]:
-        assert f"{name}: results/runs/{name}/{file}" in proc.stdout, name
+        path = (run_dir(demo_copy, name) / file).relative_to(demo_copy)
+        assert f"{name}: {path}" in proc.stdout, name
     run([sys.executable, "-m", "msga.cli", "report", "--reports", str(out)], demo_copy)
     html = (out / "replication.html").read_text()
     assert "Runs not in the tables" in html and "1 missing" in html and "2 damaged" in html
@@ -126,7 +127,7 @@ def test_a_config_override_reaches_the_jobs_metrics_and_the_report_in_a_path_a_s
     repo = copy_repo(tmp_path / "a folder's name & $HOME $(touch pwned)" / "repo", two_run_params(epochs=1))
     snakemake("--cores", "2", "--config", "train={epochs: 2}", cwd=repo)
     for name in ("convnext/base/seed0", "msga/base/seed0"):
-        metrics = json.loads((repo / "results" / "runs" / name / "metrics.json").read_text())
+        metrics = json.loads((run_dir(repo, name) / "metrics.json").read_text())
         assert metrics["config"]["train"]["epochs"] == 2 and len(metrics["config"]) > 0
     html = (repo / "reports" / "replication.html").read_text()
     assert "2 epochs" in html

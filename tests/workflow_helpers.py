@@ -60,6 +60,16 @@ def copy_repo(dest: Path, params: dict | None = None) -> Path:
     return dest
 
 
+def run_dir(repo: Path, run: str) -> Path:
+    """The folder of run MODEL/VARIANT/seedN in `repo` for the key of its current configuration and
+    code (as the copy's own code computes it)."""
+    code = ("import sys; from msga.config import build_grid, load_params; from msga.runs import Run; "
+            f"g = build_grid(load_params('params.yaml')); print(g.folder(Run.parse({run!r})))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env_for(repo), capture_output=True, text=True,
+                         check=True).stdout.strip()
+    return repo / out
+
+
 def demo(**train) -> dict:
     params = yaml.safe_load((REPO / "workflow" / "demo.yaml").read_text())
     params["train"].update(train)

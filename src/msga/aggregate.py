@@ -17,11 +17,12 @@ import pandas as pd
 from scipy import stats
 
 from msga import claims, consistency
-from msga.config import Grid, build_grid, load_params, scaled_lr
+from msga.config import Grid, build_grid, load_params
+from msga.recipe import scaled_lr
 from msga.experiments import COORDINATES, MODEL_SETS, SWEEPS, TUNE
-from msga.io import atomic_output, write_json_atomic
+from msga.io import atomic_output, write_json_atomic, write_text_atomic
 from msga.metrics import HEADLINE, LABELS
-from msga.runfiles import FINISHED, read_run
+from msga.runfiles import FINISHED, current_state
 from msga.runs import Run
 
 log = logging.getLogger("msga.aggregate")
@@ -45,7 +46,7 @@ def collect(grid: Grid, runs_root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd
             serves.setdefault(run, []).append(exp)
     rows, curves, problems = [], [], []
     for run, exps in sorted(serves.items()):
-        state = read_run(runs_root / run.model / run.variant / f"seed{run.seed}", run, grid.configs[run.id])
+        state = current_state(runs_root, run, grid.key(run), grid.configs[run.id])
         if state.status != FINISHED:
             log.warning("%s", state.reason)
             problems.append({"experiments": ", ".join(exps), "model": run.model, "variant": run.variant,
@@ -62,7 +63,7 @@ def _row(run: Run, metrics: dict) -> dict:
     """The run's scores, its sweep coordinates and its recipe, as it recorded them."""
     config = metrics["config"]
     return {
-        "model": run.model, "variant": run.variant, "seed": run.seed,
+        "model": run.model, "variant": run.variant, "seed": run.seed, "key": metrics.get("key"),
         **{k: metrics[k] for k in (*HEADLINE, "top5")},
         **{column: _dotted(config, key) for column, key in COORDINATES.items()},
         **{k: config["train"].get(k) for k in RECIPE_KEYS},
@@ -230,6 +231,7 @@ def main(args) -> None:
     plots.draw_all(frames, out / "figures", paper)
     write_json_atomic(out / "metrics.json", dvc_metrics(t1, runs, problems))
     write_json_atomic(out / "context.json", context(grid, problems, verdicts, consistency.finding(paper, gaps)))
+    write_text_atomic(out / "grid.json", grid.to_json())
     print(f"aggregated {runs[['model', 'variant', 'seed']].drop_duplicates().shape[0]} of {len(grid.runs)} runs "
           f"into {out}; {len(problems)} not aggregated")
     for reason in problems["reason"]:

@@ -244,6 +244,10 @@ def cmd_aggregate(args) -> None:
 
     _writable_dir(args.out)
     aggregate_main(args)
+    if args.stamp:
+        from msga.io import write_stamp
+
+        write_stamp(args.stamp)
 
 
 def cmd_tune(args) -> None:
@@ -264,6 +268,10 @@ def cmd_report(args) -> None:
     from msga.report import render
 
     render(_writable_dir(args.reports), args.notebook)
+    if args.stamp:
+        from msga.io import write_stamp
+
+        write_stamp(args.stamp)
 
 
 # ---------------------------------------------------------------- parser
@@ -369,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="results/runs", help="folder of the run folders")
     p.add_argument("--out", default="reports", help="output folder")
     p.add_argument("--paper", default="workflow/resources/paper_table1.csv")
+    p.add_argument("--stamp", help="write this stamp file last (the DAG's record of what the outputs were made from)")
     p.set_defaults(func=cmd_aggregate)
 
     p = sub.add_parser("tune", help="the tune experiment's best learning rates; --apply writes them into params")
@@ -380,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="execute the notebook with papermill and render reports/replication.html")
     p.add_argument("--reports", default="reports", help="folder with the aggregate outputs")
     p.add_argument("--notebook", default="workflow/notebooks/replication.ipynb")
+    p.add_argument("--stamp", help="write this stamp file last (the DAG's record of what the report was made from)")
     p.set_defaults(func=cmd_report)
     return parser
 

@@ -15,7 +15,8 @@ SYNTHESIZE = ("data/synthetic.py", "data/format.py")  # obtaining CIFAR-100 has 
 VERIFY = ("data/archive.py", "data/format.py")
 EXTRACT = ("data/archive.py", "data/format.py")
 PACK = ("data/cifar.py", "data/format.py")
-TRAIN = ("train.py", "evaluate.py", "data/loader.py", "models/cost.py")  # every run; plus its model's files
+DATA_PIPELINE = (*VERIFY, *EXTRACT, *PACK)  # from a verified archive to the packed tensors: names the data
+TRAIN = ("train.py", "evaluate.py", "data/loader.py", "data/augment.py", "models/cost.py", "recipe.py")  # every run; plus its model's files
 AGGREGATE = ("aggregate.py", "plots.py", "claims.py", "consistency.py", "metrics.py", "experiments.py", "runfiles.py", "outputs.py", "config.py")
 REPORT = ("report.py", "metrics.py")
 

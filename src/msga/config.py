@@ -20,6 +20,7 @@ import jsonschema
 import yaml
 
 from msga.experiments import MODEL_SETS, SWEEPS, TUNE
+from msga.recipe import scaled_lr
 from msga.runs import BASE_VARIANT, Run, variant_name
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "params.schema.yaml"
@@ -103,13 +104,24 @@ def typed(value):
     return value
 
 
-def load_params(paths: str | Path | list) -> dict:
-    """Read, merge (later files win) and validate params files."""
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+SECTIONS = ("data", "models", "train", "noise", "experiments")  # what a complete params file holds
+
+
+def merge_files(paths: list) -> dict:
+    """Params files merged in order, later ones winning key by key; a COMPLETE file (one with every
+    section, as workflow/demo.yaml) starts afresh, so nothing of an earlier file (an experiment or a
+    per-model recipe the complete one leaves out) leaks into it."""
     params: dict = {}
     for path in paths:
-        params = merge(params, read_yaml(path))
-    return validate_params(params, source=" + ".join(str(p) for p in paths))
+        text = read_yaml(path)
+        params = dict(text) if all(section in text for section in SECTIONS) else merge(params, text)
+    return params
+
+
+def load_params(paths: str | Path | list) -> dict:
+    """Read, merge (merge_files) and validate params files."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    return validate_params(merge_files(paths), source=" + ".join(str(p) for p in paths))
 
 
 # ---------------------------------------------------------------- validation
@@ -272,17 +284,30 @@ def _recipe_problems(params: dict) -> list[str]:
 
 
 def dataset(params: dict) -> dict:
-    """What the training data IS, by content: the archive's md5, or the fixture's recipe and its
-    generator's code. Its id names the data's folders, so different data never share a file."""
-    data = params["data"]
-    if data["source"] == "synthetic":
-        from msga.codedeps import SYNTHESIZE, code_hash
+    """What the training data IS, by content: the archive (its md5, or the fixture's recipe and
+    generator code) and the code that turns it into tensors. Its id names the packed data, so
+    different data, the demo's and the real, never share a file; `archive` names the archive, which
+    the code does not change."""
+    from msga.codedeps import DATA_PIPELINE, SYNTHESIZE, code_hash
 
+    data, pipeline = params["data"], code_hash(DATA_PIPELINE)[:8]
+    if data["source"] == "synthetic":
         s = data["synthetic"]
         generator = code_hash(SYNTHESIZE)
-        return {"id": f"synthetic-{s['train_per_class']}x{s['test_per_class']}-seed{s['seed']}-{generator[:8]}",
-                "source": "synthetic", **s, "generator": generator}
-    return {"id": f"cifar100-{data['md5'][:12]}", "source": "cifar100", "md5": data["md5"]}
+        archive = f"synthetic-{s['train_per_class']}x{s['test_per_class']}-seed{s['seed']}-{generator[:8]}"
+        return {"id": f"{archive}-{pipeline}", "archive": archive, "source": "synthetic", **s,
+                "generator": generator, "pipeline": pipeline}
+    archive = f"cifar100-{data['md5'][:12]}"
+    return {"id": f"{archive}-{pipeline}", "archive": archive, "source": "cifar100", "md5": data["md5"],
+            "pipeline": pipeline}
+
+
+def run_key(config: dict) -> str:
+    """What a run trained, by content: its configuration and the code it runs (the training loop
+    and its model's own files). Names its folder: another key is another training."""
+    from msga.codedeps import code_hash, run_files
+
+    return config_hash([config, code_hash(run_files(config["model"]["name"]))])[:12]
 
 
 def resolve_run(params: dict, run: Run | str, overrides: dict[str, Any] | None = None) -> dict:
@@ -363,6 +388,12 @@ class Grid:
     def runs(self) -> list[Run]:
         return sorted({run for runs in self.experiments.values() for run in runs})
 
+    def key(self, run: Run) -> str:
+        return run_key(self.configs[run.id])
+
+    def folder(self, run: Run, root: str = "results/runs") -> str:
+        return run.folder(self.key(run), root)
+
     def shared(self) -> dict[str, list[str]]:
         """Run id -> the experiments it serves, for runs that serve more than one."""
         out: dict[str, list[str]] = {}
@@ -386,12 +417,6 @@ class Grid:
 def enabled(params: dict, experiment: str) -> bool:
     spec = params["experiments"].get(experiment)
     return spec is not None and spec.get("enabled", True)
-
-
-def scaled_lr(train: dict) -> float:
-    """The peak learning rate a recipe trains at: lr per 256 images, scaled to its batch size."""
-    ratio = train["batch_size"] / 256
-    return train["lr"] * {"linear": ratio, "sqrt": math.sqrt(ratio), "none": 1.0}[train["lr_scaling"]]
 
 
 def _as_trained(config: dict) -> str:

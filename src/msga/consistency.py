@@ -65,7 +65,7 @@ def our_gaps(runs: pd.DataFrame, runs_root: Path) -> pd.DataFrame:
     rows = []
     table1 = runs[runs["experiment"] == "table1"] if not runs.empty else runs
     for r in table1.to_dict("records"):
-        path = Path(runs_root) / r["model"] / r["variant"] / f"seed{r['seed']}" / "predictions.npz"
+        path = Path(runs_root) / r["model"] / r["variant"] / f"seed{r['seed']}" / r["key"] / "predictions.npz"
         try:
             rows.append({"model": r["model"], "seed": r["seed"], **run_gaps(path)})
         except (OSError, KeyError, ValueError):

@@ -138,5 +138,16 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def write_stamp(path: str | Path) -> None:
+    """Mark a step's outputs as made from the content the stamp's name (a key) names, replacing the
+    stamps of earlier contents in its folder (all written by this function)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for old in path.parent.iterdir():
+        if old.is_file() and old.name != path.name and not old.name.startswith("."):
+            old.unlink()
+    write_text_atomic(path, f"{path.name}\n")
+
+
 def write_json_atomic(path: str | Path, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")  # JSON has no NaN

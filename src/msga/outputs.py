@@ -6,12 +6,12 @@ from __future__ import annotations
 from msga.experiments import SWEEPS
 
 REPORTS = "reports"
-GRID = f"{REPORTS}/grid.json"  # the resolved grid the DAG trained: the truth the aggregation checks runs against
+STAMPS = f"{REPORTS}/stamps"  # stamps/aggregate/KEY, stamps/report/KEY: what the outputs were made from
 TABLES = ("table1.csv", "ablation.csv", "costs.csv", "claims.csv", "consistency.csv", "tune.csv", "runs.csv",
           "problems.csv")
 PLOT_DATA = tuple(f"plots/{exp}.csv" for exp in SWEEPS) + ("plots/curves.csv",)
 FIGURES = ("table1.png", *(s.figure for s in SWEEPS.values()), "curves.png", "ablation.png", "auc_vs_acc.png")
-SUMMARY = ("metrics.json", "context.json")  # DVC metrics; what the report needs to know of the grid
+SUMMARY = ("metrics.json", "context.json", "grid.json")  # DVC metrics; what the report needs; the grid aggregated
 
 
 def aggregate_outputs() -> list[str]:

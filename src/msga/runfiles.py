@@ -36,6 +36,26 @@ class RunState:
     progress: dict = field(default_factory=dict)
 
 
+def current_state(runs_root: Path, run: Run, key: str, expected: dict) -> RunState:
+    """The state of a run of the grid: its folder for the current key, or, when that one has not
+    finished, the newest finished folder of another key (stale: trained with another configuration
+    or other code), or whatever the current folder holds (in progress, damaged, missing)."""
+    state = read_run(Path(runs_root) / run.id / key, run, expected)
+    if state.status in (FINISHED, DAMAGED, IN_PROGRESS):
+        return state
+    others = sorted((p for p in (Path(runs_root) / run.id).glob("*/metrics.json") if p.parent.name != key),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for metrics in others:
+        older = read_run(metrics.parent, run, expected)
+        if older.status == STALE:
+            return older
+        if older.status == FINISHED:  # the same configuration, trained by other code
+            return RunState(run, STALE, f"{run.id}: trained by other code than the current (its training loop or its "
+                                        f"model's files changed since; {metrics.parent} holds it); rerun the DAG to "
+                                        "train it again", older.metrics, older.history)
+    return state
+
+
 def read_run(folder: Path, run: Run, expected: dict | None) -> RunState:
     """The state of one run folder against the configuration the grid expects of it (None: any)."""
     metrics_path, history_path = folder / "metrics.json", folder / "history.jsonl"

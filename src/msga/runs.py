@@ -1,5 +1,12 @@
 """A run of the grid: (model, variant, seed). Its id, its folder and its parsing live here and
-nowhere else. Torch-free."""
+nowhere else. Torch-free.
+
+A run's files live in results/runs/MODEL/VARIANT/seedN/KEY/, KEY naming the content of what it
+trained (its configuration and its code): a changed configuration is trained into a new folder
+and the old results stay; whether a run is done is whether its folder for the current key is
+complete, which needs neither file times nor Snakemake's records (a fresh clone after `dvc pull`
+has neither).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from msga.experiments import VARIANT_KEYS
 
 RUNS_ROOT = "results/runs"
 BASE_VARIANT = "base"  # the run at the configuration params.yaml gives, no sweep override
-PATTERN = RUNS_ROOT + "/{model}/{variant}/seed{seed}"  # a run's folder, as Snakemake wildcards
+PATTERN = RUNS_ROOT + "/{model}/{variant}/seed{seed}/{key}"  # a run's folder, as Snakemake wildcards
 _ID = re.compile(r"^(?P<model>[A-Za-z0-9_]+)/(?P<variant>[^/\s]+)/seed(?P<seed>[0-9]+)$")
 
 
@@ -31,7 +38,12 @@ class Run:
     def id(self) -> str:
         return f"{self.model}/{self.variant}/seed{self.seed}"
 
-    def folder(self, root: str = RUNS_ROOT) -> str:
+    def folder(self, key: str, root: str = RUNS_ROOT) -> str:
+        """The folder of this run trained with the configuration and code that `key` names."""
+        return f"{root}/{self.id}/{key}"
+
+    def base_folder(self, root: str = RUNS_ROOT) -> str:
+        """The folder holding one subfolder per key this run was ever trained with."""
         return f"{root}/{self.id}"
 
     @classmethod

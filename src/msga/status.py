@@ -12,7 +12,7 @@ from pathlib import Path
 
 from msga.config import Grid
 from msga.folderlock import read_owner
-from msga.runfiles import FINISHED, IN_PROGRESS, RunState, read_run
+from msga.runfiles import FINISHED, IN_PROGRESS, RunState, current_state
 
 
 @dataclass
@@ -32,8 +32,7 @@ def epoch_seconds(state: RunState) -> float | None:
 
 
 def collect(grid: Grid, runs_root: str | Path = "results/runs", folder: str | Path = ".") -> Status:
-    states = [read_run(Path(runs_root) / run.model / run.variant / f"seed{run.seed}", run, grid.configs[run.id])
-              for run in grid.runs]
+    states = [current_state(Path(runs_root), run, grid.key(run), grid.configs[run.id]) for run in grid.runs]
     per_model: dict[str, list[float]] = {}
     for state in states:
         seconds = epoch_seconds(state)

@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from msga import provenance
-from msga.config import config_hash, scaled_lr
+from msga.config import config_hash, run_key
+from msga.recipe import scaled_lr
+from msga.data.augment import AugmentSpec, augment_batch, soft_cross_entropy
 from msga.data.loader import DeviceData, channel_stats
 from msga.errors import Failure
 from msga.folderlock import exclusive
@@ -85,6 +86,9 @@ def setup_backend(device: torch.device, deterministic: bool) -> None:
         # mode without one; it must be set before the first cuBLAS call of the process.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=False)
+
+
+AUGMENT_STREAM = 7919  # offset of the stronger augmentation's seed from the epoch's
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -247,6 +251,8 @@ def _train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devi
     if batch > train_set.n:
         raise ValueError(f"{run}: batch_size {batch} exceeds the {train_set.n} training images")
     steps_per_epoch = train_set.n // batch
+    spec = AugmentSpec.from_params(train["augment"])
+    num_classes = len(data["classes"])
     peak = scaled_lr(train)
     lr_of = schedule(train, steps_per_epoch, peak)
     optimizer = make_optimizer(model, train, peak)
@@ -267,21 +273,26 @@ def _train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devi
     for epoch in range(start_epoch, train["epochs"]):
         torch.manual_seed(epoch_seed(seed, epoch))  # drop path and any other global randomness
         gen = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch))
+        # stronger augmentation draws from a stream of its own: switching it on or off leaves the
+        # data order, crops, flips and noise of every epoch as they were
+        augment_gen = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch) + AUGMENT_STREAM)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         bad_step = torch.full((), -1, device=device, dtype=torch.long)
         t0 = time.perf_counter()
-        batches = train_set.train_batches(batch, gen, train["augment"]["crop_flip"], noise["train_sigma"])
+        batches = train_set.train_batches(batch, gen, spec.crop_flip, noise["train_sigma"])
         bar = tqdm(batches, total=steps_per_epoch, desc=f"{run} epoch {epoch + 1}", disable=not show_bar, leave=False)
         for i, (x, y) in enumerate(bar):
             step = epoch * steps_per_epoch + i
             lr = lr_of(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            x, targets = augment_batch(x, y, spec, train_set.mean, train_set.std, num_classes,
+                                       train["label_smoothing"], augment_gen)  # (B, C, H, W), (B, num_classes)
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 logits = step_fn(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=train["label_smoothing"])
+                loss = soft_cross_entropy(logits.float(), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if train["grad_clip"] > 0:
@@ -339,6 +350,7 @@ def _train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devi
         "confusion_matrix": metrics["confusion_matrix"],
         "config": config,
         "config_hash": chash,
+        "key": run_key(config),
         "data": dict(data["dataset"]),
         "evaluated_on": f"validation split ({test_set.n} of the training images)" if train["validation"] else "test set",
         "params": n_params,

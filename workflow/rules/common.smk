@@ -6,8 +6,9 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from msga import codedeps, folderlock
-from msga.config import build_grid, config_hash, dataset, merge, read_yaml, resolve_run, typed, validate_params
+from msga import codedeps, folderlock, outputs
+from msga.config import (build_grid, config_hash, dataset, merge, merge_files, resolve_run, run_key, typed,
+                         validate_params)
 from msga.experiments import VARIANT_KEYS
 from msga.io import write_text_atomic
 from msga.models import list_models
@@ -25,15 +26,18 @@ if workflow.is_main_process:
         print(_note, file=sys.stderr)
 
 
-# Snakemake's own YAML reading keeps the last of two equal keys and expands aliases without
-# limit: every params file it merged is read again, strictly, so such a file fails here, named.
-for _file in [*workflow.configfiles, *getattr(workflow, "overwrite_configfiles", [])]:
-    read_yaml(_file)
-
+# The params files are read again here, not taken from Snakemake's merged `config`: Snakemake's YAML
+# reading keeps the last of two equal keys and expands aliases without limit (each file is read
+# strictly, so such a file fails, named), and it merges a complete params file such as
+# workflow/demo.yaml INTO params.yaml, so the demo would inherit what it leaves out (a per-model
+# recipe, an experiment). merge_files lets a complete file start afresh.
+_CLI_FILES = [str(f) for f in workflow.overwrite_configfiles]  # --configfile, in order; they come last
+_FILES = [str(f) for f in workflow.configfiles if str(f) not in _CLI_FILES] + _CLI_FILES
+_CLI_CONFIG = typed(dict(workflow.config_settings.config))  # --config, whose nested values Snakemake leaves as text
 # The one validation (schema with its defaults, then the cross-field rules) and the one resolution
 # of every run. Everything below, and every job, derives from these.
-_CLI_CONFIG = typed(dict(workflow.config_settings.config))  # --config, whose nested values Snakemake leaves as text
-PARAMS = validate_params(merge(config, _CLI_CONFIG), source="params (params.yaml + any --configfile and --config)")
+PARAMS = validate_params(merge(merge_files(_FILES), _CLI_CONFIG),
+                         source=f"params ({' + '.join(_FILES)}{' + --config' if _CLI_CONFIG else ''})")
 GRID = build_grid(PARAMS)
 DATASET = dataset(PARAMS)
 
@@ -42,12 +46,14 @@ wildcard_constraints:
     model="|".join(list_models()),
     variant="base|(" + "|".join(VARIANT_KEYS) + ")=[^/,]+(,(" + "|".join(VARIANT_KEYS) + ")=[^/,]+)*",
     seed=r"\d+",
+    key=r"[0-9a-f]{12}",
 
 
-# Staleness is decided by content, never by file times (profiles/default drops the mtime trigger):
-# every rule carries as params what its outputs depend on (configuration, data identity, code
-# hashes). A DVC checkout or pull, a copy or a move of the repository rewrites file times; none
-# of them retrains anything.
+# Staleness by content, never by file times or Snakemake's records (a fresh clone after `dvc pull`
+# has neither right): each output's path names what it was made from, a run's folder the key of
+# its configuration and code (msga.runs), the data its id, the aggregation and the report a stamp
+# of their inputs' keys and their code. Done means the path for the current content exists. A job
+# asks for its inputs only when it must run, so no file time of an input ever triggers one.
 
 
 def code(files):
@@ -56,6 +62,10 @@ def code(files):
 
 def content_key(*parts) -> str:
     return config_hash(list(parts))
+
+
+def missing(*paths) -> bool:
+    return not all(Path(p).exists() for p in paths)
 
 
 # Params that are text go through functions: Snakemake would read {...} in a plain string as a
@@ -68,10 +78,6 @@ def data_url(wildcards) -> str:
 
 def local_tarball(wildcards) -> str:
     return PARAMS["data"]["tarball"]  # validation refused braces: Snakemake expands {...} in input paths
-
-
-def grid_json(wildcards) -> str:
-    return GRID.to_json()
 
 
 # ---------------------------------------------------------------- data
@@ -88,9 +94,16 @@ def extracted_root(wildcards, input) -> str:
 # ---------------------------------------------------------------- runs
 
 
+RUN_KEYS = {run.id: GRID.key(run) for run in GRID.runs}
+
+
 def run_outputs(name):
-    """Every run's file `name` (metrics.json, history.jsonl)."""
-    return [f"{run.folder()}/{name}" for run in GRID.runs]
+    """Every run's file `name` (metrics.json, history.jsonl), in its folder for the current key."""
+    return [f"{run.folder(RUN_KEYS[run.id])}/{name}" for run in GRID.runs]
+
+
+def _run(wildcards) -> Run:
+    return Run(wildcards.model, wildcards.variant, int(wildcards.seed))
 
 
 @cache
@@ -101,26 +114,52 @@ def _run_config(model, variant, seed) -> dict:
 
 
 def run_config_json(wildcards) -> str:
-    return json.dumps(_run_config(wildcards.model, wildcards.variant, wildcards.seed), indent=1, sort_keys=True) + "\n"
+    config_ = _run_config(wildcards.model, wildcards.variant, wildcards.seed)
+    if run_key(config_) != wildcards.key:
+        raise WorkflowError(f"{_run(wildcards).id}: key {wildcards.key} is not its current key {run_key(config_)}; "
+                            "ask for the run through its current folder (msga runs lists them)")
+    return json.dumps(config_, indent=1, sort_keys=True) + "\n"
 
 
-def run_config_key(wildcards) -> str:
-    return config_hash(_run_config(wildcards.model, wildcards.variant, wildcards.seed))
-
-
-@cache
-def _run_code(model) -> str:
-    return code(codedeps.run_files(model))
-
-
-def run_code(wildcards) -> str:
-    return _run_code(wildcards.model)
+def train_inputs(wildcards) -> dict:
+    """The run's configuration and the data, when the run must train (its folder is incomplete)."""
+    folder = Run(wildcards.model, wildcards.variant, int(wildcards.seed)).folder(wildcards.key)
+    if not missing(*(f"{folder}/{name}" for name in ("metrics.json", "history.jsonl", "predictions.npz"))):
+        return {}
+    return {"config": f"{folder}/config.json", "data": PACKED}
 
 
 def run_folder(wildcards, output) -> str:
     return str(Path(output.metrics).parent)
 
 
-# What every result of the grid depends on: each run's configuration and code. A change to
-# either reruns the aggregation and the report even when it happened in an earlier invocation.
-RESULTS_KEY = content_key(GRID.configs, sorted({_run_code(run.model) for run in GRID.runs}))
+# ---------------------------------------------------------------- aggregation and report
+
+
+GRID_KEY = content_key(GRID.to_json())
+GRID_FILE = f"results/grids/{GRID_KEY}.json"
+PAPER = "workflow/resources/paper_table1.csv"
+NOTEBOOK = "workflow/notebooks/replication.ipynb"
+AGGREGATE_KEY = content_key(GRID_KEY, sorted(RUN_KEYS.items()), code(codedeps.AGGREGATE), Path(PAPER).read_text())
+AGGREGATE_STAMP = f"{outputs.STAMPS}/aggregate/{AGGREGATE_KEY}"
+REPORT_KEY = content_key(AGGREGATE_KEY, code(codedeps.REPORT), Path(NOTEBOOK).read_text())
+REPORT_STAMP = f"{outputs.STAMPS}/report/{REPORT_KEY}"
+AGGREGATES = outputs.aggregate_outputs()
+REPORT = ["reports/replication.ipynb", "reports/replication.html"]
+
+
+def grid_json(wildcards) -> str:
+    return GRID.to_json()
+
+
+def aggregate_inputs(wildcards) -> dict:
+    if not missing(*AGGREGATES, AGGREGATE_STAMP):
+        return {}
+    return {"grid": GRID_FILE, "metrics": run_outputs("metrics.json"), "histories": run_outputs("history.jsonl"),
+            "paper": PAPER}
+
+
+def report_inputs(wildcards) -> dict:
+    if not missing(*REPORT, REPORT_STAMP):
+        return {}
+    return {"aggregates": [*AGGREGATES, AGGREGATE_STAMP], "notebook": NOTEBOOK}

@@ -1,12 +1,12 @@
 # Data, one rule a step: obtain the archive (download, a local tarball, or the synthesized
 # fixture) -> verify its md5 -> extract -> pack. Each dataset has its own files, named by its id
-# (its content: the archive md5, or the fixture's recipe and generator), so the demo and the real
-# data never share a file and switching between them rebuilds and retrains exactly what differs.
-# A change to the code of a step reruns it and what follows, training included (the data may have
-# changed); obtaining the archive is not rerun for code, its content is pinned by the md5.
+# (msga.config.dataset: the archive's md5, or the fixture's recipe and generator code, and the code
+# from verification to packing), so the demo and the real data never share a file, and switching
+# between them, or editing that code, rebuilds and retrains exactly what differs. The archive is
+# named by its content alone: no code change fetches it again.
 
 DATA_ID = DATASET["id"]
-ARCHIVE = f"data/archives/{DATA_ID}.tar.gz"
+ARCHIVE = f"data/archives/{DATASET['archive']}.tar.gz"
 ARCHIVE_MD5 = f"{ARCHIVE}.md5"
 WORK = f"data/work/{DATA_ID}"
 VERIFIED = f"{WORK}/verified.json"
@@ -22,7 +22,6 @@ if DATASET["source"] == "synthetic":
             md5=ARCHIVE_MD5,
         params:
             sizes=PARAMS["data"]["synthetic"],
-            code=code(codedeps.SYNTHESIZE),
         conda:
             "../envs/msga.yaml"
         log:
@@ -42,7 +41,7 @@ else:
         log:
             "logs/data/expected_md5.log",
         run:
-            write_text_atomic(output[0], f"{params.md5}  {DATA_ID}.tar.gz\n")
+            write_text_atomic(output[0], f"{params.md5}  {Path(ARCHIVE).name}\n")
 
     if PARAMS["data"]["tarball"]:
 
@@ -87,8 +86,6 @@ rule verify:
         md5=ARCHIVE_MD5,
     output:
         temp(VERIFIED),
-    params:
-        code=code(codedeps.VERIFY),
     conda:
         "../envs/msga.yaml"
     log:
@@ -105,7 +102,6 @@ rule extract:
         temp(RAW),
     params:
         out=extraction_folder,
-        code=code(codedeps.EXTRACT),
     conda:
         "../envs/msga.yaml"
     log:
@@ -123,7 +119,6 @@ rule pack:
     params:
         root=extracted_root,
         dataset=DATA_ID,
-        code=code(codedeps.PACK),
     conda:
         "../envs/msga.yaml"
     log:

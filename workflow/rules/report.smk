@@ -1,14 +1,10 @@
-# The resolved grid, the aggregation of every run into tables and figures, then the papermill report.
-from msga import outputs
-
-AGGREGATES = outputs.aggregate_outputs()
-PAPER = "workflow/resources/paper_table1.csv"
-NOTEBOOK = "workflow/notebooks/replication.ipynb"
+# The resolved grid, the aggregation of every run into tables and figures, then the papermill
+# report. Each stamps its output folder with the key of what it was made from (common.smk).
 
 
 rule grid:
     output:
-        outputs.GRID,
+        GRID_FILE,
     params:
         grid=grid_json,
     localrule: True
@@ -20,38 +16,34 @@ rule grid:
 
 rule aggregate:
     input:
-        grid=outputs.GRID,
-        metrics=run_outputs("metrics.json"),
-        histories=run_outputs("history.jsonl"),
-        paper=PAPER,
+        unpack(aggregate_inputs),
     output:
         AGGREGATES,
-    params:
-        results=RESULTS_KEY,
-        paper=content_key(open(PAPER).read()),
-        code=code(codedeps.AGGREGATE),
+        stamp=AGGREGATE_STAMP,
     conda:
         "../envs/msga.yaml"
     log:
         "logs/report/aggregate.log",
     shell:
-        "msga aggregate --grid {input.grid:q} --runs results/runs --out reports --paper {input.paper:q} > {log:q} 2>&1"
+        "msga aggregate --grid {input.grid:q} --runs results/runs --out reports --paper {input.paper:q}"
+        " --stamp {output.stamp:q} > {log:q} 2>&1"
+
+
+rule aggregated:
+    input:
+        AGGREGATES,
+        AGGREGATE_STAMP,
 
 
 rule report:
     input:
-        AGGREGATES,
-        notebook=NOTEBOOK,
+        unpack(report_inputs),
     output:
-        notebook="reports/replication.ipynb",
-        html="reports/replication.html",
-    params:
-        results=RESULTS_KEY,
-        paper=content_key(open(PAPER).read()),
-        code=content_key(code(codedeps.AGGREGATE), code(codedeps.REPORT), open(NOTEBOOK).read()),
+        REPORT,
+        stamp=REPORT_STAMP,
     conda:
         "../envs/msga.yaml"
     log:
         "logs/report/report.log",
     shell:
-        "msga report --reports reports --notebook {input.notebook:q} > {log:q} 2>&1"
+        "msga report --reports reports --notebook {input.notebook:q} --stamp {output.stamp:q} > {log:q} 2>&1"

@@ -1,5 +1,6 @@
-# One job per training run: results/runs/{model}/{variant}/seed{seed}/. The DAG resolved the run's
-# configuration once (common.smk); a rule writes it beside the run and the job trains exactly it.
+# One job per training run, in results/runs/{model}/{variant}/seed{seed}/{key}/ (msga.runs). The DAG
+# resolved the run's configuration once (common.smk); a rule writes it into the run's folder and the
+# job trains exactly it.
 
 
 rule run_config:
@@ -9,22 +10,19 @@ rule run_config:
         config=run_config_json,
     localrule: True
     log:
-        "logs/train/{model}/{variant}/seed{seed}.config.log",
+        "logs/train/{model}/{variant}/seed{seed}/{key}.config.log",
     run:
         write_text_atomic(output[0], params.config)
 
 
 rule train:
     input:
-        config=f"{PATTERN}/config.json",
-        data=PACKED,
+        unpack(train_inputs),
     output:
         metrics=f"{PATTERN}/metrics.json",
         history=f"{PATTERN}/history.jsonl",
         predictions=f"{PATTERN}/predictions.npz",
     params:
-        config=run_config_key,  # the configuration's content, data identity included
-        code=run_code,  # the training loop and this model's own files, not the other models'
         out=run_folder,
     threads: 1
     resources:
@@ -32,9 +30,9 @@ rule train:
     conda:
         "../envs/msga.yaml"
     log:
-        "logs/train/{model}/{variant}/seed{seed}.log",
+        "logs/train/{model}/{variant}/seed{seed}/{key}.log",
     benchmark:
-        "logs/benchmarks/train/{model}/{variant}/seed{seed}.tsv"
+        "logs/benchmarks/train/{model}/{variant}/seed{seed}/{key}.tsv"
     shell:
         "OMP_NUM_THREADS={threads} msga train --config {input.config:q} --data {input.data:q}"
         " --out {params.out:q} > {log:q} 2>&1"
