@@ -157,7 +157,7 @@ def test_snakemake_killed_mid_dag_resumes_with_the_same_command(repo, start, ref
     assert (_run_dir(repo, done) / "metrics.json").stat().st_mtime_ns == done_mtime
     resumed = _assert_matches_reference(repo, cut, reference)
     assert resumed["resumed_from_epoch"] >= 1
-    assert "resuming after epoch" in (repo / "logs" / "train" / f"{cut}.log").read_text()
+    assert "resuming after epoch" in (repo / "logs" / "train" / cut / f"{_run_dir(repo, cut).name}.log").read_text()
     assert not (_run_dir(repo, cut) / "checkpoint.pt").exists()  # a finished run keeps no checkpoint
 
 
@@ -167,7 +167,7 @@ def test_training_job_killed_mid_epoch_fails_the_job_and_the_rerun_resumes(repo,
     os.kill(pid, signal.SIGKILL)  # the out-of-memory killer's way: the job alone dies
     assert proc.wait(timeout=120) != 0
     log = (repo / "snakemake-under-test.log").read_text()
-    assert "Error in rule train" in log and f"logs/train/{victim}.log" in log
+    assert "Error in rule train" in log and f"logs/train/{victim}/{_run_dir(repo, victim).name}.log" in log
     assert not (_run_dir(repo, victim) / "metrics.json").exists()
     assert (_run_dir(repo, victim) / "checkpoint.pt").exists()
 

@@ -114,3 +114,11 @@ def test_a_complete_configfile_replaces_params_yaml_and_a_partial_one_merges_int
     partial.write_text("train:\n  epochs: 2\n")
     merged = job_counts(snakemake("-n", "--cores", "1", "--configfile", str(partial), cwd=repo).stdout)
     assert merged["train"] == len(build_grid(load_params(REPO / "params.yaml")).runs)
+
+
+def test_the_dvc_plots_name_the_columns_the_aggregation_writes():
+    from msga.experiments import SWEEPS
+
+    plots = {next(iter(p)): p[next(iter(p))] for p in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]}
+    for exp, sweep in SWEEPS.items():
+        assert plots[f"reports/plots/{exp}.csv"]["x"] == sweep.x, exp

@@ -80,6 +80,7 @@ def two_run_params(epochs: int) -> dict:
     """The demo's tiny models on 500 / 100 images, every sweep at its default point: two runs."""
     params = demo(epochs=epochs)
     params["data"]["synthetic"].update(train_per_class=5, test_per_class=1)
+    params["train"]["per_model"] = {}  # the recipes of models outside this grid
     params["experiments"] = {
         "table1": {"models": ["convnext", "msga"], "seeds": [0]},
         "heads": {"model": "msga", "values": [params["models"]["msga"]["heads"]], "seeds": [0]},
