@@ -224,3 +224,19 @@ def test_dvc_repro_killed_resumes_with_dvc_repro(repo, reference):
     assert (_run_dir(repo, done) / "metrics.json").stat().st_mtime_ns == done_mtime
     assert _assert_matches_reference(repo, cut, reference)["resumed_from_epoch"] >= 1
     assert (repo / "reports" / "replication.html").exists()
+
+
+def test_an_interrupt_stops_the_training_job_at_once_and_the_rerun_resumes(repo, start):
+    params = (repo / "params.yaml").read_text().replace("epochs: 4", "epochs: 400", 1)
+    (repo / "params.yaml").write_text(params)  # a job that would run for many minutes
+    proc = start(*TRAIN)
+    victim, pid = _trainer_under_way(repo, proc)
+    os.kill(proc.pid, signal.SIGINT)  # Snakemake alone: it would wait for its jobs to end
+    assert proc.wait(timeout=60) != 0
+    deadline = time.time() + 30
+    while Path(f"/proc/{pid}").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not Path(f"/proc/{pid}").exists(), "the training job outlived the interrupt"
+    log = (repo / "logs" / "train" / victim / f"{_run_dir(repo, victim).name}.log").read_text()
+    assert "interrupted; nothing half-written was left" in log and "Traceback" not in log
+    assert (_run_dir(repo, victim) / "checkpoint.pt").exists() and not (_run_dir(repo, victim) / "metrics.json").exists()

@@ -407,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"msga {args.command}: error: {err}\n")
     except Failure as err:
         parser.exit(1, f"msga {args.command}: {err}\n")
+    except KeyboardInterrupt:
+        kept = " (a training run keeps the checkpoint of its last finished epoch and resumes from it)"
+        parser.exit(130, f"msga {args.command}: interrupted; nothing half-written was left{kept if args.command == 'train' else ''}\n")
     return 0
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from msga import codedeps, folderlock, outputs
+from msga import codedeps, folderlock, interrupt, outputs
 from msga.config import (build_grid, config_hash, dataset, merge, merge_files, resolve_run, run_key, typed,
                          validate_params)
 from msga.experiments import VARIANT_KEYS
@@ -24,6 +24,7 @@ if workflow.is_main_process:
         raise WorkflowError(f"msga: {busy}") from None
     if _note:
         print(_note, file=sys.stderr)
+    interrupt.install()  # Ctrl-C stops the running training jobs too, their checkpoints kept
 
 
 # The params files are read again here, not taken from Snakemake's merged `config`: Snakemake's YAML
