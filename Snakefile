@@ -26,6 +26,10 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 
+onstart:
+    warn_without_gpu()
+
+
 rule all:
     input:
         REPORT,

@@ -134,6 +134,19 @@ def run_folder(wildcards, output) -> str:
     return str(Path(output.metrics).parent)
 
 
+def warn_without_gpu() -> None:
+    """Before training starts on a machine without a GPU: the estimated time, and the demo instead."""
+    pending = {job.wildcards.model + "/" + job.wildcards.variant + "/seed" + job.wildcards.seed
+               for job in workflow.dag.needrun_jobs() if job.rule.name == "train"}
+    configs = [GRID.configs[run] for run in sorted(pending) if run in GRID.configs]
+    if configs and workflow.is_main_process:
+        from msga.forecast import no_gpu_warning
+
+        warning = no_gpu_warning(configs, PARAMS)
+        if warning:
+            print(warning, file=sys.stderr)
+
+
 # ---------------------------------------------------------------- aggregation and report
 
 

@@ -1,0 +1,66 @@
+"""Before hours of training start on a machine without a GPU, say so: the device, the training
+time the pending runs would take at a speed measured here and now, and the demo instead."""
+
+from __future__ import annotations
+
+import time
+
+CPU_WARNING_SECONDS = 3600  # below an hour (the demo) there is nothing to warn about
+
+
+def measured_images_per_s(sizes: dict, batch: int = 16, steps: int = 3) -> float:
+    """msga's training speed on this CPU: a few timed forward+backward steps at params' sizes."""
+    import torch
+    import torch.nn.functional as F
+
+    from msga.models import build_model
+
+    model = build_model("msga", **sizes)
+    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 100, (batch,))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for step in range(steps + 1):  # the first step warms up
+        if step == 1:
+            started = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return steps * batch / (time.perf_counter() - started)
+
+
+def cpu_training_seconds(configs: list[dict], models: dict, train_images: int) -> tuple[float, float]:
+    """(seconds, msga images/s) for training `configs` on this CPU: msga's measured speed, the
+    other models scaled by their forward FLOPs relative to msga's."""
+    from msga.models import build_model
+    from msga.models.cost import forward_flops
+
+    speed = measured_images_per_s(models["msga"])
+    reference = forward_flops(build_model("msga", **models["msga"]))
+    flops: dict[str, int] = {}
+    seconds = 0.0
+    for config in configs:
+        name = config["model"]["name"]
+        if name not in flops:
+            flops[name] = forward_flops(build_model(name, **models[name]))
+        seconds += config["train"]["epochs"] * train_images * (flops[name] / reference) / speed
+    return seconds, speed
+
+
+def no_gpu_warning(configs: list[dict], params: dict) -> str | None:
+    """The warning to print before training `configs`, or None (a GPU, or little to train)."""
+    import torch
+
+    if torch.cuda.is_available() or not configs:
+        return None
+    from msga.config import CIFAR100_TRAIN_IMAGES
+    from msga.status import describe
+
+    data = params["data"]
+    images = 100 * data["synthetic"]["train_per_class"] if data["source"] == "synthetic" else CIFAR100_TRAIN_IMAGES
+    seconds, speed = cpu_training_seconds(configs, params["models"], images)
+    if seconds < CPU_WARNING_SECONDS:
+        return None
+    return (f"msga: no GPU here (torch sees none): {len(configs)} training runs would train on the CPU. At the speed "
+            f"measured just now (msga: {speed:.0f} images/s), that is about {describe(seconds)} of training. To see "
+            "the whole pipeline in minutes instead: snakemake --cores all --configfile workflow/demo.yaml. "
+            "Ctrl-C stops everything; runs resume from their last checkpoints.")
