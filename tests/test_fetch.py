@@ -139,12 +139,6 @@ def test_http_404_is_reported(tmp_path, http_dir, capsys):
     assert "HTTP 404" in capsys.readouterr().err
 
 
-def test_url_without_md5_and_conflicting_flags_are_usage_errors(tmp_path, capsys):
-    assert _run(["fetch", "--out", str(tmp_path), "--url", "http://127.0.0.1:9/x"]) == 2
-    assert _run(["fetch", "--out", str(tmp_path), "--url", "http://x/y", "--md5", "0" * 32, "--tarball", "t.tgz"]) == 2
-    assert "either --url or --tarball" in capsys.readouterr().err
-
-
 def test_pickle_with_wrong_keys_is_rejected(tmp_path, fixture_archive):
     import pickle
 

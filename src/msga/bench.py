@@ -126,6 +126,108 @@ def bench_model(name: str, sizes: dict, images, labels, batch: int, args, device
     return result
 
 
+def resident_images_per_s(name: str, sizes: dict, images, labels, batch: int, args, device: torch.device) -> float:
+    """Training speed of the device-resident path alone (compiled when --compile on CUDA), for the projection."""
+    cuda = device.type == "cuda"
+    mean, std = channel_stats(images)
+    resident = DeviceData(images, labels, mean, std, device, torch.float16 if cuda else torch.float32)
+    gen = torch.Generator(device=device).manual_seed(0)
+    torch.manual_seed(0)
+    model = build_model(name, **sizes).to(device, memory_format=torch.channels_last)
+    step_model = torch.compile(model) if args.compile and cuda else model
+    opt = make_optimizer(model, {"weight_decay": 0.05, "optimizer": "adamw"}, 1e-3)
+
+    def batches():
+        while True:
+            yield from resident.train_batches(batch, gen, True, 0.0)
+
+    it = batches()
+
+    def step():
+        x, y = next(it)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = F.cross_entropy(step_model(x.contiguous(memory_format=torch.channels_last)).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(args.warmup):
+        step()
+    start, stop = _timer(device)
+    rates = []
+    for _ in range(args.windows):
+        start()
+        for _ in range(args.steps):
+            step()
+        rates.append(args.steps * batch / stop())
+    return statistics.median(rates)
+
+
+@torch.no_grad()
+def eval_images_per_s(name: str, sizes: dict, images, labels, batch: int, device: torch.device) -> float:
+    """Evaluation speed (float32 forward, as training evaluates), for the projection."""
+    from msga.train import predict
+
+    mean, std = channel_stats(images)
+    data = DeviceData(images, labels, mean, std, device, torch.float16 if device.type == "cuda" else torch.float32)
+    model = build_model(name, **sizes).to(device, memory_format=torch.channels_last)
+    predict(model, data, batch)  # warm-up
+    start, stop = _timer(device)
+    start()
+    predict(model, data, batch)
+    return data.n / stop()
+
+
+def measured_startup(params: dict, images, labels, device: torch.device) -> float:
+    """Seconds from process start to the first step of a real `msga train` job (msga, one epoch):
+    imports, data load, model build, compile when the recipe asks for it."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from msga.config import resolve_run
+    from msga.runs import Run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        cut = len(images) * 9 // 10
+        torch.save({"train_images": images[:cut], "train_labels": labels[:cut], "test_images": images[cut:],
+                    "test_labels": labels[cut:], "classes": [f"c{i}" for i in range(100)],
+                    "dataset": {"id": "bench", "archive_md5": "0" * 32}}, tmp / "data.pt")
+        config = resolve_run(params, Run("msga", "base", 0), {"train.epochs": 1})
+        config["data"] = {"id": "bench"}
+        (tmp / "config.json").write_text(json.dumps(config))
+        subprocess.run([sys.executable, "-m", "msga.cli", "train", "--config", str(tmp / "config.json"), "--data",
+                        str(tmp / "data.pt"), "--out", str(tmp / "run"), "--device", str(device)],
+                       check=True, capture_output=True)
+        return json.loads((tmp / "run" / "metrics.json").read_text())["startup_seconds"]
+
+
+def project_grid(params: dict, images, labels, args, device: torch.device) -> dict:
+    """The default grid's wall time on this device, from speeds and a start-up measured here."""
+    from msga.config import CIFAR100_TRAIN_IMAGES, build_grid
+    from msga.projection import needed, project
+
+    grid = build_grid(params)
+    pairs = sorted(needed(grid))
+    train_ips = {}
+    for model, batch in pairs:
+        train_ips[(model, batch)] = resident_images_per_s(model, params["models"][model], images, labels, batch, args, device)
+        print(f"  {model:<16} batch {batch:>4}: {train_ips[(model, batch)]:>9.0f} images/s", flush=True)
+    eval_ips = {m: eval_images_per_s(m, params["models"][m], images, labels, params["train"]["eval_batch_size"], device)
+                for m in sorted({m for m, _ in pairs})}
+    startup = measured_startup(params, images, labels, device)
+    data = params["data"]
+    n_train, n_test = ((100 * data["synthetic"]["train_per_class"], 100 * data["synthetic"]["test_per_class"])
+                       if data["source"] == "synthetic" else (CIFAR100_TRAIN_IMAGES, 10_000))
+    out = project(grid, train_ips, eval_ips, startup, n_train, n_test)
+    return {**out, "startup_seconds": startup,
+            "train_images_per_s": {f"{m}@{b}": v for (m, b), v in train_ips.items()},
+            "eval_images_per_s": eval_ips}
+
+
 def main(args) -> None:
     params = load_params(args.params or ["params.yaml"])
     device = pick_device(args.device)
@@ -134,7 +236,7 @@ def main(args) -> None:
         args.workers = min(8, torch.multiprocessing.cpu_count())
     batch = args.batch_size or params["train"]["batch_size"]
     images, labels = _data(args)
-    names = args.models or list_models()
+    names = args.models if args.models is not None else list_models()
     from msga import provenance
 
     print(f"device: {provenance.device_name(device)}; torch {torch.__version__}; {len(images)} images; "
@@ -154,5 +256,15 @@ def main(args) -> None:
         mfu = "" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%"
         line += f" {r['train_tflops']:>8.2f} {mfu:>6}"
         print(line, flush=True)
+    report = {"device": provenance.device_name(device), "versions": provenance.versions(),
+              "date": time.strftime("%Y-%m-%d"), "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+              "peak_bf16_flops": next((v for k, v in PEAK_BF16.items() if device.type == "cuda"
+                                       and k in torch.cuda.get_device_name(device)), None),
+              "results": results}
+    if args.project:
+        print("projection of the grid (params) on this device:")
+        report.update(project_grid(params, images, labels, args, device))
+        print(f"startup {report['startup_seconds']:.1f} s per job; {report['runs']} runs: "
+              f"{report['projected_minutes']:.0f} minutes one at a time")
     if args.json:
-        write_json_atomic(args.json, {"device": provenance.device_name(device), "results": results})
+        write_json_atomic(args.json, report)

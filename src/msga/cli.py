@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="training throughput: device-resident path vs a DataLoader loop")
     _params_arg(p)
-    p.add_argument("--models", nargs="+", help="models to benchmark (default: all registered)")
+    p.add_argument("--models", nargs="*", help="models to compare the two data paths on (default: all; none: skip)")
     p.add_argument("--data", help="packed data file (default: a synthetic set of --images images)")
     p.add_argument("--images", type=int, default=10_000, help="synthetic training images when no --data")
     p.add_argument("--batch-size", type=int, help="default: train.batch_size of params")
@@ -367,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: CPU count)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (CUDA)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--project", action="store_true",
+                   help="also project the grid's wall time here: every (model, batch) of params' grid, the "
+                        "evaluation speed and a real job's start-up, measured")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=cmd_bench)
 

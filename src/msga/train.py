@@ -269,6 +269,7 @@ def _train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devi
         log.info("%s: resuming after epoch %d from %s", run, start_epoch, ckpt_path)
 
     step_fn = torch.compile(model) if (train["compile"] and cuda) else model
+    startup, eval_seconds = None, 0.0
     show_bar = sys.stderr.isatty()
     for epoch in range(start_epoch, train["epochs"]):
         torch.manual_seed(epoch_seed(seed, epoch))  # drop path and any other global randomness
@@ -283,6 +284,9 @@ def _train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devi
         batches = train_set.train_batches(batch, gen, spec.crop_flip, noise["train_sigma"])
         bar = tqdm(batches, total=steps_per_epoch, desc=f"{run} epoch {epoch + 1}", disable=not show_bar, leave=False)
         for i, (x, y) in enumerate(bar):
+            if startup is None:  # what a job pays before it learns anything: imports, data, model, compile
+                startup = provenance.seconds_since_process_start()
+                log.info("%s: first step %.1f s after the process started", run, startup)
             step = epoch * steps_per_epoch + i
             lr = lr_of(step)
             for group in optimizer.param_groups:
@@ -311,7 +315,11 @@ def _train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devi
                 f"{run}: non-finite training loss at epoch {epoch + 1}, step {int(bad_step) + 1} of "
                 f"{steps_per_epoch} (lr {peak:g} peak); lower train.lr or check the data. No metrics were written."
             )
+        evaluated = time.perf_counter()
         probs = predict(step_fn, test_set, train["eval_batch_size"])
+        if cuda:
+            torch.cuda.synchronize(device)
+        eval_seconds += time.perf_counter() - evaluated
         test_acc = float((probs.argmax(dim=-1) == test_set.labels).float().mean())
         record = {
             "epoch": epoch + 1,
@@ -358,6 +366,8 @@ def _train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devi
         "train_seconds": train_time,
         "train_images_per_s": sum(r["images_per_s"] * r["seconds"] for r in history) / max(train_time, 1e-9),
         "wall_seconds": time.perf_counter() - started,
+        "startup_seconds": startup,  # process start to the first step (None when resumed after the last epoch)
+        "eval_seconds": eval_seconds,  # evaluations of the test set, one per epoch
         "resumed_from_epoch": start_epoch,
         "device": provenance.device_name(device),
         "versions": provenance.versions(),
