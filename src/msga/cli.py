@@ -221,11 +221,13 @@ def cmd_models(args) -> None:
     from msga.models.cost import count_params, forward_flops
 
     sizes = load_params(_params(args))["models"]
-    print(f"{'model':<12} {'paper row':<42} {'params':>10} {'MFLOPs/img':>11}")
-    for name in list_models():
+    names = list_models()
+    wide, row = max(map(len, names)), max(len(model_entry(n).paper_row) for n in names)
+    print(f"{'model':<{wide}}  {'paper row':<{row}}  {'params':>8}  {'MFLOPs/img':>10}")
+    for name in names:
         model = build_model(name, **sizes.get(name, {}))
-        print(f"{name:<12} {model_entry(name).paper_row:<42} {count_params(model) / 1e6:>9.2f}M "
-              f"{forward_flops(model) / 1e6:>11.0f}")
+        print(f"{name:<{wide}}  {model_entry(name).paper_row:<{row}}  {count_params(model) / 1e6:>7.2f}M  "
+              f"{forward_flops(model) / 1e6:>10.0f}")
 
 
 def cmd_bench(args) -> None:
