@@ -94,7 +94,8 @@ def test_the_slurm_profile_keeps_every_setting_of_the_default_profile():
 @pytest.mark.timeout(900)
 def test_each_training_run_is_one_sbatch_job_with_a_gpu_and_the_results_equal_a_local_run(tmp_path):
     params = two_run_params(epochs=2)
-    runs = build_grid(validate_params(copy.deepcopy(params))).runs
+    grid = build_grid(validate_params(copy.deepcopy(params)))
+    runs = grid.runs
     assert len(runs) == 2
     on_slurm = copy_repo((tmp_path / "slurm").resolve(), params)
     local = copy_repo((tmp_path / "local").resolve(), params)
@@ -121,7 +122,7 @@ def test_each_training_run_is_one_sbatch_job_with_a_gpu_and_the_results_equal_a_
     others = [job for job in jobs if not job["Comment"].startswith("rule_train_")]
     # one sbatch job per training run, each run exactly once
     assert sorted(job["Comment"] for job in train) == sorted(
-        f"rule_train_wildcards_{run.model}_{run.variant}_{run.seed}" for run in runs)
+        f"rule_train_wildcards_{run.model}_{run.variant}_{run.seed}_{grid.key(run)}" for run in runs)
     for job in train:
         assert job.get("TresPerJob") == "gres:gpu:1", job  # asked for one GPU
         assert job["JOB_GRES"] == "gpu:1", job  # and was given it

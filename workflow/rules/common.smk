@@ -136,7 +136,7 @@ def run_folder(wildcards, output) -> str:
 
 def warn_without_gpu() -> None:
     """Before training starts on a machine without a GPU: the estimated time, and the demo instead."""
-    pending = {job.wildcards.model + "/" + job.wildcards.variant + "/seed" + job.wildcards.seed
+    pending = {Run(job.wildcards.model, job.wildcards.variant, int(job.wildcards.seed)).id
                for job in workflow.dag.needrun_jobs() if job.rule.name == "train"}
     configs = [GRID.configs[run] for run in sorted(pending) if run in GRID.configs]
     if configs and workflow.is_main_process:
