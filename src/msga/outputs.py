@@ -11,7 +11,8 @@ TABLES = ("table1.csv", "compute_matched.csv", "ablation.csv", "anchor.csv", "co
           "consistency.csv", "tune.csv", "runs.csv", "problems.csv")
 PLOT_DATA = (*(f"plots/{exp}.csv" for exp in SWEEPS), "plots/curves.csv", "plots/per_class_recall.csv",
              "plots/confusion.csv")
-FIGURES = ("table1.png", *(s.figure for s in SWEEPS.values()), "curves.png", "ablation.png", "auc_vs_acc.png")
+FIGURES = ("table1.png", "cost_accuracy.png", *(s.figure for s in SWEEPS.values()), "ablation.png",
+           "per_class_recall.png", "confusion.png", "curves.png", "auc_vs_acc.png")
 SUMMARY = ("metrics.json", "context.json", "grid.json")  # DVC metrics; what the report needs; the grid aggregated
 
 
