@@ -21,7 +21,7 @@ from tests.conftest import REPO
 from tests.test_aggregate import PAPER, fabricate_runs
 
 NOTEBOOK = str(REPO / "workflow" / "notebooks" / "replication.ipynb")
-WIDTHS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}  # CSS px wide, high, a mobile viewport
+WIDTHS = {"desktop": (1280, 900, False), "narrow": (800, 900, False), "phone": (390, 844, True)}  # px wide, high, mobile
 MISSING = "msga/heads=2/seed0"  # left unfinished, so the page lists a run not in the tables
 
 # Every element outside a sideways-scrolling box must fit inside its parent and the window; a
@@ -152,3 +152,13 @@ def test_the_page_reads_at_desktop_and_phone_width(rendered, browser, view):
         assert words in text, words
     cells = browser.execute_script("return Array.from(document.querySelectorAll('td')).map(td => td.textContent)")
     assert [c for c in cells if re.search(r"\bnan\b", c, re.IGNORECASE)] == [], "a NaN reached a table"
+
+
+@pytest.mark.parametrize(("source", "epochs", "acc", "status"), [
+    ("cifar100", 200, 0.745, "pass"), ("cifar100", 200, 0.73, "fail"), ("cifar100", 200, 0.78, "fail"),
+    ("cifar100", 30, 0.60, "not comparable"), ("synthetic", 200, 0.756, "pipeline only")])
+def test_the_anchor_is_a_check_on_cifar100_at_the_references_budget_only(source, epochs, acc, status):
+    from msga.report import anchor_check
+
+    check = anchor_check({"model": "resnet18", "acc_mean": acc, "epochs": epochs}, synthetic=source == "synthetic")
+    assert check["status"] == status and check["difference"] == pytest.approx(acc - 0.756)

@@ -71,9 +71,9 @@ def table1_dots(t1: pd.DataFrame, path: Path) -> None:
     value, models down the side so no label is rotated and no title meets a tick label."""
     if "acc_mean" not in t1 or t1["acc_mean"].isna().all():
         return _empty(path, "Table 1")
-    labels = [f"{row} ({model})" for row, model in zip(t1["paper_row"], t1["model"])]
+    labels = list(t1["paper_row"])  # the paper's row names; the tables name our models
     y = np.arange(len(t1))[::-1]
-    fig, axes = plt.subplots(2, 2, figsize=(8.4, 5.2), sharex=True, sharey=True, layout="constrained")
+    fig, axes = plt.subplots(2, 2, figsize=(7.6, 5.0), sharex=True, sharey=True, layout="constrained")
     for ax, m in zip(axes.flat, HEADLINE):
         ax.errorbar(t1[f"{m}_mean"], y, xerr=_yerr(t1[f"{m}_ci95"]), fmt="o", color=OURS, capsize=3,
                     label="this replication (mean, 95% interval)")
@@ -162,8 +162,8 @@ def sweep_plot(df: pd.DataFrame, x: str, metrics: list[str], label: str, path: P
     for i, m in enumerate(metrics):
         stats_ = mean_and_interval(df, x, m)
         nudge = _nudge(i, len(metrics), values, log_x)
-        ax.errorbar(nudge(stats_[x]), stats_["mean"], yerr=_yerr(stats_["ci95"]), capsize=3, label=LABELS[m],
-                    **METRIC_STYLE[m])
+        ax.errorbar(nudge(stats_[x]), stats_["mean"], yerr=_yerr(stats_["ci95"]), capsize=3, elinewidth=1.2,
+                    label=LABELS[m], **METRIC_STYLE[m])
     if log_x:
         ax.set_xscale("log", base=2)
     ax.set_xticks(values, labels=[f"{v:g}" for v in values])

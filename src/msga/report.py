@@ -48,9 +48,14 @@ VERDICTS = ("held", "not held", "within noise", "not tested")  # claims.py's wor
 ANCHOR_REFERENCE = {"resnet18": {"acc": 0.756, "epochs": 200, "source": "weiaicunzai/pytorch-cifar100"}}
 # Within this many points of top-1 the anchor passes. Why 2: the reference is one run of one
 # repository, and run-to-run spread plus small recipe differences (warmup, data loading) move
-# a single run by about a point; the faults the check is for (wrong normalization, missing or
-# test-time augmentation, mixed splits, a broken metric) move top-1 by several points or more.
+# a single run by about a point; the faults the check is for (wrong normalization, augmentation
+# missing in training or applied at test, mixed splits, a broken metric) move top-1 by several
+# points or more.
 ANCHOR_TOLERANCE = 0.02
+# The aggregation's files the report reads (the sweeps' data besides, named in context.json).
+REPORT_INPUTS = ("context.json", "runs.csv", "table1.csv", "compute_matched.csv", "ablation.csv", "anchor.csv",
+                 "tune.csv", "claims.csv", "problems.csv", "consistency.csv", "plots/curves.csv",
+                 "plots/per_class_recall.csv", "plots/confusion.csv", "figures")
 
 
 class ReportInputMissing(Failure):
@@ -96,7 +101,8 @@ def _esc(value) -> str:
 
 
 def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value)
+    """None or NaN: a table cell with no number."""
+    return value is None or bool(pd.isna(value))
 
 
 def fmt_params(n) -> str:
@@ -135,7 +141,7 @@ def _nowrap(text: str) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]], caption: str = "", numeric: tuple[int, ...] = (),
-           stack: bool = False) -> str:
+           stack: bool = False, name: str = "") -> str:
     """An HTML table in a box that scrolls sideways on a narrow screen; cells are HTML already.
     Columns whose index is in `numeric` are right-aligned numbers. A `stack` table (prose, not
     numbers to compare down a column) turns each row into a card on a phone, every cell under
@@ -145,7 +151,8 @@ def _table(header: list[str], rows: list[list[str]], caption: str = "", numeric:
     body = "".join("<tr>" + "".join(f"<td{' class=num' if i in numeric else ''} data-label='{names[i]}'>{c}</td>"
                                     for i, c in enumerate(row)) + "</tr>" for row in rows)
     cap = f"<caption>{caption}</caption>" if caption else ""
-    kind = " class='stack'" if stack else ""
+    classes = " ".join(c for c in (name, "stack" if stack else "") if c)
+    kind = f" class='{classes}'" if classes else ""
     return (f"<div class='table-wrap'><table{kind}>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
             "</table></div>")
 
@@ -213,15 +220,20 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.)])\s+(?=[A-Z])", text) if s.strip()]
 
 
+def _keep_intervals(text: str) -> str:
+    """An interval "[-0.01, +0.02]" never breaks across lines."""
+    return re.sub(r"(\[[^\]]*\])", r"<span class='nw'>\1</span>", text)
+
+
 def claims(reports: str | Path) -> HTML:
     """Each claim, its verdict (coloured), its evidence and the smallest difference the seeds
     could detect; then how the verdicts were reached."""
     df = _csv(reports, "claims.csv")
     rows = [[_esc(r["claim"]), f"<span class='chip v-{str(r['verdict']).replace(' ', '-')}'>{_esc(r['verdict'])}</span>",
-             "<br>".join(_esc(part) for part in str(r["evidence"]).split("; ")),  # one difference a line
+             "<br>".join(_keep_intervals(_esc(part)) for part in str(r["evidence"]).split("; ")),  # a line each
              fmt_score(r["min_detectable"], 4) or "&ndash;"] for r in df.to_dict("records")]
     table = _table(["Claim of the paper", "Verdict", "Evidence (differences: mean [95% interval])",
-                    "Smallest detectable difference"], rows, numeric=(3,), stack=True)
+                    "Smallest detectable difference"], rows, numeric=(3,), stack=True, name="claims")
     ctx = _context(reports)
     sentences = _sentences(ctx["methods"])
     methods = (f"<p><b>How the verdicts were reached</b> (alpha = {ctx['alpha']}): {_esc(sentences[0])}</p>"
@@ -247,14 +259,13 @@ def _score_cell(mean, half, reference=None, difference=None) -> str:
 
 
 def _model_rows(df: pd.DataFrame, label_column: str, reference: pd.Series | None = None) -> list[list[str]]:
-    """One row per model: who it is, its costs, its seeds, then per metric our mean ± 95%
-    half-width over a reference (the paper's value, or `reference`: a row of the same table)
-    and the difference."""
+    """One row per model: who it is; per metric our mean ± 95% half-width over a reference (the
+    paper's value, or `reference`: a row of the same table) and the difference; its costs and
+    seeds."""
     rows = []
     for r in df.to_dict("records"):
         n = 0 if _missing(r.get("n_seeds")) else int(r["n_seeds"])
-        cells = [f"<b>{_esc(r['model'])}</b><br><span class='sub'>{_esc(r.get(label_column) or '')}</span>",
-                 _nowrap(fmt_params(r.get("params"))), _nowrap(fmt_flops(r.get("flops_per_image"))), fmt_seeds(n)]
+        cells = [f"<b>{_esc(r['model'])}</b><br><span class='sub'>{_esc(r.get(label_column) or '')}</span>"]
         for m in HEADLINE:
             mean = r.get(f"{m}_mean")
             if reference is None:
@@ -265,15 +276,20 @@ def _model_rows(df: pd.DataFrame, label_column: str, reference: pd.Series | None
                 ref = reference[f"{m}_mean"]
                 difference = None if _missing(mean) or _missing(ref) else mean - ref
             cells.append(_score_cell(mean, r.get(f"{m}_ci95"), ref, difference))
+        cells += [_nowrap(fmt_params(r.get("params"))), _nowrap(fmt_flops(r.get("flops_per_image"))), fmt_seeds(n)]
         rows.append(cells)
     return rows
 
 
 def model_header(reference: str = "paper") -> list[str]:
-    """The columns of a table that compares models; under each metric: what its second line holds."""
-    return ["Model", "Params", "FLOPs / image", "Seeds",
-            *(f"{LABELS[m]}<br><span class='sub nw'>ours ± 95%<br>{reference}, difference</span>" for m in HEADLINE)]
-NUMERIC = (1, 2, 4, 5, 6, 7)  # the columns of model_header() that hold numbers
+    """The columns of a table that compares models, results first (what a narrow screen shows
+    before it scrolls), each model's costs beside them; under each metric: what its second line
+    holds."""
+    return ["Model", *(f"{LABELS[m]}<br><span class='sub nw'>ours ± 95%<br>{reference}, difference</span>"
+                       for m in HEADLINE), "Params", "FLOPs / image", "Seeds"]
+
+
+NUMERIC = (1, 2, 3, 4, 5, 6)  # the columns of model_header() that hold numbers
 
 
 def _model_table_note() -> str:
@@ -336,8 +352,8 @@ def ranking_text(t1: pd.DataFrame, matched: pd.DataFrame) -> str:
 def compute_matched(reports: str | Path) -> HTML:
     matched, t1 = _csv(reports, "compute_matched.csv"), _csv(reports, "table1.csv")
     intro = ("<p>Not in the paper. Matching parameters lets a model that spends more compute per parameter win on "
-             "compute; here each baseline is scaled (width and depth together) until its forward FLOPs are within "
-             "15% of msga's, and trained with the same recipe and seeds. The paper's value beside each is the row of "
+             "compute; here each baseline is scaled (width and depth together) until its forward FLOPs are close to "
+             "msga's (the FLOPs column shows how close), and trained with the same recipe and seeds. The paper's value beside each is the row of "
              "the same architecture.</p>")
     if matched.empty:
         return _section("compute", intro + "<p class='note'>No compute-matched run has finished.</p>")
@@ -379,22 +395,17 @@ def _sweep_alt(df: pd.DataFrame, x: str, label: str, metrics: list[str]) -> str:
 
 
 def sweep_figure(reports, experiment: str) -> str:
-    """One sweep's figure with its heading, what it holds fixed, its error bars and why ACC and
-    Recall coincide (when they do)."""
+    """One sweep's figure with its heading, what varies, its seeds and error bars, and whether
+    ACC and Recall coincide in it."""
     sweep = next(s for s in _context(reports)["sweeps"] if s["experiment"] == experiment)
     df = _csv(reports, f"plots/{experiment}.csv")
     seeds = int(df["seed"].nunique()) if not df.empty else 0
-    bars = ("error bars: 95% t-intervals over " + f"{seeds} seeds" if seeds > 1
-            else "one seed, so no error bars")
-    parts = [f"msga with {sweep['label']} varied and everything else fixed; means over seeds, {bars}. The y axis "
-             "spans at least 0.1, so that a difference of a few test images does not fill it."]
-    if not sweep["in_paper"]:
-        parts.append("Not in the paper: its abstract names this factor in words only, with no figure or numbers.")
-    if len(sweep["metrics"]) > 1:
-        parts.append("The metrics' markers are nudged sideways at each value so that their bars do not overlap.")
+    bars = f"bars: 95% t-intervals over {seeds} seeds" if seeds > 1 else "one seed, so no error bars"
+    parts = [f"msga, {sweep['label']} varied; means over seeds, {bars}."]
     if len(sweep["metrics"]) > 1 and metrics_coincide(df):
-        parts.append("ACC (open squares) and Recall (dashed) coincide: the test set holds the same number of images "
-                     "of every class, and on such a set macro recall equals top-1 accuracy exactly.")
+        parts.append("ACC (open squares) and Recall (dashed) coincide.")
+    if not sweep["in_paper"]:
+        parts.append("Not in the paper, whose abstract names this factor in words only.")
     return _figure(reports, sweep["figure"], sweep["title"], _esc(" ".join(parts)),
                    _sweep_alt(df, sweep["x"], sweep["label"], sweep["metrics"]))
 
@@ -403,7 +414,11 @@ def sweeps(reports: str | Path) -> HTML:
     ctx = _context(reports)
     intro = ("<p>Figure 2 of the paper plots Recall against the number of attention heads; its abstract also names "
              "batch size and noise level as sensitive factors. Each sweep trains msga at every value with the same "
-             "seeds; the claims above test them.</p>")
+             "seeds, everything else fixed; the claims above test them.</p>"
+             "<p class='note'>How to read the figures: at each value the metrics' markers are nudged sideways so that "
+             "their error bars do not overlap; the y axis spans at least 0.1, so that a difference of a few test "
+             "images does not fill it. Where ACC and Recall coincide it is no accident: the test set holds the same "
+             "number of images of every class, and on such a set macro recall equals top-1 accuracy exactly.</p>")
     return _section("sweeps", intro + "".join(sweep_figure(reports, s["experiment"]) for s in ctx["sweeps"]))
 
 
@@ -413,8 +428,8 @@ def sweeps(reports: str | Path) -> HTML:
 def ablation(reports: str | Path) -> HTML:
     abl = _csv(reports, "ablation.csv")
     intro = ("<p>Not in the paper's tables: its text credits the two components together. Each model differs from "
-             "msga in one thing; msga_single and msga_noattn do so at equal parameters and FLOPs, so a difference "
-             "there is not one of size.</p>")
+             "msga in one thing; msga_single and msga_noattn do so at near-equal parameters and FLOPs (see the cost "
+             "columns), so a difference there is not one of size.</p>")
     if abl.empty:
         return _section("ablation", intro + "<p class='note'>No ablation run has finished.</p>")
     full = abl[abl["model"] == "msga"]
@@ -477,15 +492,17 @@ def anchor(reports: str | Path) -> HTML:
         ref = check["reference"]
         literature = (f"{fmt_score(ref['acc'])}<br><span class='sub'>{ref['epochs']} epochs, {_esc(ref['source'])}"
                       "</span>" if ref else "none")
-        rows.append([f"<b>{_esc(r['model'])}</b>", _nowrap(fmt_params(r["params"])), _nowrap(fmt_flops(r["flops_per_image"])),
-                     f"{int(r['epochs'])}", fmt_seeds(r["n_seeds"]), _score_cell(r["acc_mean"], r["acc_ci95"]),
-                     literature, _diff(check["difference"]) if check["status"] in ("pass", "fail")
-                     else f"<span class='sub'>{round(check['difference'], 3) + 0.0:+.3f}</span>",
-                     f"<span class='chip a-{check['status'].replace(' ', '-')}'>{check['status']}</span>"])
+        difference = (_diff(check["difference"]) if check["status"] in ("pass", "fail")  # colour only a real check
+                      else f"<span class='sub'>{round(check['difference'], 3) + 0.0:+.3f}</span>"
+                      if check["difference"] is not None else "")
+        rows.append([f"<b>{_esc(r['model'])}</b>", _score_cell(r["acc_mean"], r["acc_ci95"]), literature, difference,
+                     f"<span class='chip a-{check['status'].replace(' ', '-')}'>{check['status']}</span>",
+                     f"{int(r['epochs'])}", fmt_seeds(r["n_seeds"]), _nowrap(fmt_params(r["params"])),
+                     _nowrap(fmt_flops(r["flops_per_image"]))])
         meanings.append(f"<p><b>{_esc(r['model'])}: {check['status']}.</b> {ANCHOR_MEANING.get(check['status'], '')}</p>")
-    table = _table(["Model", "Params", "FLOPs / image", "Epochs", "Seeds", "ACC (ours)", "Literature ACC",
-                    "Ours − literature", f"Within ±{ANCHOR_TOLERANCE * 100:.0f} points?"], rows,
-                   numeric=(1, 2, 3, 5, 6, 7))
+    table = _table(["Model", "ACC (ours)", "Literature ACC", "Ours − literature",
+                    f"Within ±{ANCHOR_TOLERANCE * 100:.0f} points?", "Epochs", "Seeds", "Params", "FLOPs / image"],
+                   rows, numeric=(1, 2, 3, 5, 7, 8))
     return _section("anchor", intro + table + "".join(meanings))
 
 
@@ -519,18 +536,20 @@ def tune(reports: str | Path) -> HTML:
                 continue
             r = by_lr.loc[lr]
             star = " ★" if bool(r["best"]) else ""
-            cells.append(f"{'<b>' if star else ''}{r['val_acc_mean']:.3f}{star}{'</b>' if star else ''}")
-        s = summary.loc[model]
-        cells += [f"{s['table1_lr']:g}" if not _missing(s["table1_lr"]) else "not run",
-                  "yes" if s["agrees"] else "<span class='under'>no</span>"]
+            cells.append(_nowrap(f"{'<b>' if star else ''}{r['val_acc_mean']:.3f}{star}{'</b>' if star else ''}"))
+        used = summary.loc[model]
+        cells += [f"{used['table1_lr']:g}" if not _missing(used["table1_lr"]) else "not run",
+                  "yes" if used["agrees"] else "<span class='under'>no</span>"]
         rows.append(cells)
     table = _table(["Model", *(f"lr {lr:g}" for lr in rates), "Table 1 trained with", "The winner?"], rows,
                    numeric=tuple(range(1, len(rates) + 2)))
     off = summary[~summary["agrees"]]
     advice = ""
     if not off.empty:
-        names = ", ".join(f"{m} (winner {r['best_lr']:g}, Table 1 {r['table1_lr']:g})" for m, r in off.iterrows())
-        advice = (f"<p class='warning'>Table 1 trained {_esc(names)} at another learning rate than its winner. Run "
+        names = ", ".join(f"{m} (winner {r['best_lr']:g}, Table 1 "
+                          f"{'not run yet' if _missing(r['table1_lr']) else format(r['table1_lr'], 'g')})"
+                          for m, r in off.iterrows())
+        advice = (f"<p class='warning'>Table 1 did not train {_esc(names)} at its winning learning rate. Run "
                   "<code>msga tune --apply</code> (it writes each winner into <code>train.per_model</code> of "
                   "params.yaml; review and commit it), then <code>snakemake --cores all --resources gpu=1</code> "
                   "to retrain the runs that change.</p>")
@@ -552,6 +571,38 @@ def confused_pairs(shares: pd.DataFrame, top: int = 5) -> list[tuple[str, str, f
             if matrix[i, j] > 0]
 
 
+def _seeds_text(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def _recall_figure(reports, df: pd.DataFrame) -> str:
+    """msga's recall per class, sorted, with its hardest and easiest classes named."""
+    seeds = int(df["n_seeds"].max())
+    band = "the band is the range over its seeds" if seeds > 1 else "one seed, so no band"
+    alt = (f"Step chart of msga's recall for each of its {len(df)} classes, sorted from lowest to highest on a 0 to "
+           f"1 axis: from {df['recall_mean'].min():.2f} to {df['recall_mean'].max():.2f}, mean "
+           f"{df['recall_mean'].mean():.3f}.")
+    figure = _figure(reports, "per_class_recall.png", "Figure: msga's recall per class",
+                     _esc(f"Classes sorted by recall (mean over {_seeds_text(seeds)}); {band}; the dashed line is the "
+                          "mean over classes, which equals ACC on a class-balanced test set."), alt)
+    hardest = ", ".join(f"{r['class_name']} {r['recall_mean']:.2f}" for r in df.head(5).to_dict("records"))
+    easiest = ", ".join(f"{r['class_name']} {r['recall_mean']:.2f}" for r in df.tail(5)[::-1].to_dict("records"))
+    return figure + f"<p><b>Hardest classes</b> (recall): {_esc(hardest)}.<br><b>Easiest</b>: {_esc(easiest)}.</p>"
+
+
+def _confusion_figure(reports, shares: pd.DataFrame, seeds: int) -> str:
+    """msga's confusion matrix, with the pairs of classes it confuses most named."""
+    pairs = "; ".join(f"{t} → {p} ({s:.0%})" for t, p, s in confused_pairs(shares)) or "none"
+    diagonal = float(np.mean(np.diag(shares.drop(columns="true_class").to_numpy(dtype=float))))
+    alt = (f"Heat map of msga's {len(shares)} by {len(shares)} confusion matrix, true class down, predicted class "
+           f"across, each row as shares of that class's test images. Mean diagonal share {diagonal:.3f}. "
+           f"Largest confusions: {pairs}.")
+    figure = _figure(reports, "confusion.png", "Figure: msga's confusion matrix",
+                     _esc(f"Summed over {_seeds_text(seeds)}, each row divided by its total; classes by index; a "
+                          "square-root colour scale so that confusions of a few percent show."), alt)
+    return figure + f"<p><b>Most confused</b> (true → predicted, share of the true class): {_esc(pairs)}.</p>"
+
+
 def per_class(reports: str | Path) -> HTML:
     df, shares = _csv(reports, "plots/per_class_recall.csv"), _csv(reports, "plots/confusion.csv")
     intro = ("<p>Where msga's accuracy comes from: its Table 1 runs' recall of each class and what it mistakes "
@@ -559,30 +610,8 @@ def per_class(reports: str | Path) -> HTML:
     if df.empty:
         return _section("per-class", intro + "<p class='note'>No Table 1 run of msga with per-class scores has "
                                              "finished.</p>")
-    seeds = int(df["n_seeds"].max())
-    band = "the band is the range over its seeds" if seeds > 1 else "one seed, so no band"
-    hardest = ", ".join(f"{r['class_name']} {r['recall_mean']:.2f}" for r in df.head(5).to_dict("records"))
-    easiest = ", ".join(f"{r['class_name']} {r['recall_mean']:.2f}" for r in df.tail(5)[::-1].to_dict("records"))
-    alt = (f"Step chart of msga's recall for each of its {len(df)} classes, sorted from lowest to highest on a 0 to "
-           f"1 axis: from {df['recall_mean'].min():.2f} to {df['recall_mean'].max():.2f}, mean "
-           f"{df['recall_mean'].mean():.3f}.")
-    recall_fig = _figure(reports, "per_class_recall.png", "Figure: msga's recall per class",
-                         _esc(f"Classes sorted by recall (mean over {seeds} seed{'s' if seeds > 1 else ''}); {band}; "
-                              "the dashed line is the mean over classes, which equals ACC on a class-balanced test "
-                              "set."), alt)
-    lists = (f"<p><b>Hardest classes</b> (recall): {_esc(hardest)}.<br><b>Easiest</b>: {_esc(easiest)}.</p>")
-    pairs = confused_pairs(shares)
-    pair_text = "; ".join(f"{t} → {p} ({s:.0%})" for t, p, s in pairs)
-    diagonal = float(np.mean(np.diag(shares.drop(columns="true_class").to_numpy(dtype=float))))
-    alt_cm = (f"Heat map of msga's {len(shares)} by {len(shares)} confusion matrix, true class down, predicted class "
-              f"across, each row as shares of that class's test images. Mean diagonal share {diagonal:.3f}. "
-              f"Largest confusions: {pair_text or 'none'}.")
-    cm_fig = _figure(reports, "confusion.png", "Figure: msga's confusion matrix",
-                     _esc(f"Summed over {seeds} seed{'s' if seeds > 1 else ''}, each row divided by its total; "
-                          "classes by index; a square-root colour scale so that confusions of a few percent show."),
-                     alt_cm)
-    most = f"<p><b>Most confused</b> (true → predicted, share of the true class): {_esc(pair_text or 'none')}.</p>"
-    return _section("per-class", intro + recall_fig + lists + cm_fig + most)
+    return _section("per-class", intro + _recall_figure(reports, df)
+                    + _confusion_figure(reports, shares, int(df["n_seeds"].max())))
 
 
 def curves(reports: str | Path) -> HTML:
@@ -634,10 +663,11 @@ def consistency(reports: str | Path) -> HTML:
                     *(f"ours, per test batch of {b}" for b in batches), "ACC − Precision: paper",
                     "ours, whole test set"],
                    rows, numeric=tuple(range(1, 5 + len(batches))))
-    runs = _distinct_runs(reports)
-    alt = (f"Scatter plot of AUC (0.5 to 1) against ACC (0 to 1): {len(runs)} runs of this replication, AUC "
-           f"{_range_text(runs['auc'], runs['model']) if not runs.empty else 'none'}; and the paper's five rows, "
-           "ACC 0.812 to 0.889 with AUC 0.873 to 0.953.")
+    runs, paper = _distinct_runs(reports), _csv(reports, "table1.csv")
+    alt = (f"Scatter plot of AUC (0.5 to 1) against ACC (0 to 1): {len(runs)} runs of this replication, ACC "
+           f"{_range_text(runs['acc'], runs['model']) if not runs.empty else 'none'}; and the paper's {len(paper)} "
+           f"rows, ACC {paper['paper_acc'].min():.3f} to {paper['paper_acc'].max():.3f} with AUC "
+           f"{paper['paper_auc'].min():.3f} to {paper['paper_auc'].max():.3f}.")
     figure = _figure(reports, "auc_vs_acc.png", "Figure: AUC against ACC",
                      "Every finished run of this replication (dots) and the five rows of the paper's Table 1 (stars): "
                      "how AUC goes with ACC here, beside the pairs the paper reports.", alt)
@@ -806,15 +836,19 @@ figcaption { margin-top: 0.3rem; max-width: 48rem; }
 pre { background: #f3f5f8; padding: 0.8rem; overflow-x: auto; white-space: pre-wrap; font-size: 0.88rem; }
 code { font-size: 0.9em; overflow-wrap: anywhere; }
 details summary { cursor: pointer; color: var(--over); }
+table.claims td:nth-child(3) { min-width: 21rem; }  /* the evidence: one difference a line */
 td:first-child, th:first-child { position: sticky; left: 0; background: #fff; }
 th:first-child { background: #f3f5f8; }
 @media (max-width: 600px) {
   body { font-size: 15px; }
   table.stack thead { display: none; }
   table.stack tr { display: block; border-bottom: 1px solid var(--line); padding: 0.3rem 0; }
-  table.stack td { display: block; border: none; padding: 0.15rem 0.6rem; text-align: left; position: static; }
+  table.stack td { display: block; border: none; padding: 0.15rem 0.6rem; text-align: left; position: static;
+                   min-width: 0 !important; }
   table.stack td::before { content: attr(data-label); display: block; font-size: 0.75rem; font-weight: 600;
                            color: var(--muted); }
+  table.stack td:first-child { font-weight: 600; }
+  table.stack td:first-child::before { display: none; }
   main { padding: 0.5rem 0.8rem 3rem; }
   h1 { font-size: 1.35rem; }
   th, td { padding: 0.35rem 0.45rem; }
@@ -839,8 +873,8 @@ def render(reports: str | Path, notebook: str | Path) -> Path:
     from traitlets.config import Config
 
     reports = Path(reports).resolve()
-    for name in ("context.json", "runs.csv", "table1.csv", "claims.csv", "problems.csv"):  # fail before executing
-        if not (reports / name).is_file():
+    for name in REPORT_INPUTS:  # fail before executing, with a message rather than a notebook traceback
+        if not (reports / name).exists():
             raise ReportInputMissing(f"{reports / name} is missing: run `msga aggregate` (or `snakemake`) first")
     # No output path: papermill returns the executed notebook, which is written below through a
     # temp file. Given the temp file itself it warns, since the temp name does not end in .ipynb.
