@@ -1,9 +1,13 @@
-"""Aggregation with nothing or little finished, and the report's refusal of missing inputs."""
+"""Aggregation with nothing or little finished, from fabricated run folders, and the report's refusal of
+missing inputs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -47,3 +51,85 @@ def test_the_report_refuses_a_missing_aggregate_file(tmp_path, capsys, missing):
     err = capsys.readouterr().err
     assert f"{out / missing} is missing" in err and "msga aggregate" in err
     assert not (out / "replication.html").exists()
+
+
+# ---------------------------------------------------------------- from fabricated run folders
+
+
+def fabricate_runs(params: dict, root: Path, skip: tuple[str, ...] = (), classes: int = 100, per_class: int = 5,
+                   seed: int = 0):
+    """Finished folders, as training writes them (metrics.json with per-class scores,
+    history.jsonl, predictions.npz), for every run of params' grid but those in `skip`. The
+    predictions are drawn, not trained: each model gets a skill, each seed some noise."""
+    from msga.config import build_grid
+    from msga.models import list_models
+
+    grid = build_grid(params)
+    rng = np.random.default_rng(seed)
+    skill = {m: 0.2 + 0.05 * i for i, m in enumerate(list_models())}
+    labels = np.repeat(np.arange(classes), per_class)
+    for run in grid.runs:
+        if run.id in skip:
+            continue
+        config = grid.configs[run.id]
+        folder = Path(grid.folder(run, str(root)))
+        folder.mkdir(parents=True)
+        right = rng.random(len(labels)) < skill[run.model] + rng.normal(0, 0.02)
+        pred = np.where(right, labels, rng.integers(0, classes, len(labels)))
+        probs = rng.dirichlet(np.ones(classes), len(labels)).astype(np.float32)
+        probs[np.arange(len(labels)), pred] += 1.0
+        probs /= probs.sum(axis=1, keepdims=True)
+        np.savez_compressed(folder / "predictions.npz", probs=probs, labels=labels)
+        confusion = np.zeros((classes, classes), dtype=int)
+        np.add.at(confusion, (labels, pred), 1)
+        recall = np.diag(confusion) / confusion.sum(axis=1)
+        precision = np.diag(confusion) / np.maximum(confusion.sum(axis=0), 1)
+        acc = float(np.mean(pred == labels))
+        epochs = config["train"]["epochs"]
+        metrics = {
+            "run": run.id, "config": config, "key": grid.key(run), "auc": 0.5 + acc / 2, "acc": acc,
+            "precision": float(precision.mean()), "recall": float(recall.mean()), "top5": min(1.0, 2 * acc),
+            "per_class_recall": recall.tolist(), "confusion_matrix": confusion.tolist(),
+            "classes": [f"class{c:02d}" for c in range(classes)],
+            "params": 10_000 * (1 + list_models().index(run.model)), "flops_per_image": 2e6 * (1 + len(run.model)),
+            "train_seconds": 1.0 * epochs, "wall_seconds": 2.0 * epochs, "train_images_per_s": 1000.0,
+            "device": "cpu: fabricated", "git_commit": "0123456789abcdef", "versions": {"torch": "2.x"},
+        }
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        (folder / "history.jsonl").write_text("".join(json.dumps(
+            {"epoch": e, "train_loss": 4.0 / e, "train_acc": acc * e / epochs, "test_acc": acc * e / epochs,
+             "lr": 0.001, "seconds": 1.0}) + "\n" for e in range(1, epochs + 1)))
+    return grid
+
+
+def test_aggregate_writes_costs_beside_results_and_msgas_per_class_scores(tmp_path):
+    from msga.config import load_params
+
+    params = load_params(DEMO)
+    fabricate_runs(params, tmp_path / "runs", skip=("convnext_flops/base/seed0",))
+    out = tmp_path / "reports"
+    assert main(["aggregate", "--params", DEMO, "--runs", str(tmp_path / "runs"), "--out", str(out), "--paper", PAPER]) == 0
+    table1 = pd.read_csv(out / "table1.csv")
+    assert table1[["params", "flops_per_image"]].notna().all().all()
+    matched = pd.read_csv(out / "compute_matched.csv")
+    assert list(matched["model"]) == ["msga"]  # convnext_flops did not finish
+    assert matched.loc[0, "paper_acc"] == table1.set_index("model").loc["msga", "paper_acc"]
+    anchor = pd.read_csv(out / "anchor.csv")
+    assert anchor.loc[0, "model"] == "resnet18" and anchor.loc[0, "epochs"] == 3 and anchor.loc[0, "n_seeds"] == 1
+    ablation = pd.read_csv(out / "ablation.csv")
+    assert set(ablation["model"]) == set(params["experiments"]["ablation"]["models"]) and ablation["role"].notna().all()
+    per_class = pd.read_csv(out / "plots" / "per_class_recall.csv")
+    assert len(per_class) == 100 and per_class["recall_mean"].is_monotonic_increasing
+    confusion = pd.read_csv(out / "plots" / "confusion.csv")
+    shares = confusion.drop(columns="true_class").to_numpy()
+    assert shares.shape == (100, 100) and np.allclose(shares.sum(axis=1), 1)
+    context = json.loads((out / "context.json").read_text())
+    assert context["grid_sha256"] == hashlib.sha256((out / "grid.json").read_bytes()).hexdigest()
+
+
+def test_compute_matched_baselines_stand_for_their_architectures_row():
+    from msga.aggregate import paper_model
+
+    paper = pd.read_csv(PAPER)
+    assert paper_model("convnext_flops", paper) == "convnext" and paper_model("msga", paper) == "msga"
+    assert paper_model("resnet18", paper) is None

@@ -8,7 +8,7 @@ aggregated anyway, so a partial replication still reports, and says what it lack
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
 import math
 from pathlib import Path
@@ -22,6 +22,7 @@ from msga.recipe import scaled_lr
 from msga.experiments import COORDINATES, MODEL_SETS, SWEEPS, TUNE
 from msga.io import atomic_output, write_json_atomic, write_text_atomic
 from msga.metrics import HEADLINE, LABELS
+from msga.models import model_entry
 from msga.runfiles import FINISHED, current_state
 from msga.runs import Run
 
@@ -34,8 +35,9 @@ RECIPE_KEYS = ("epochs", "optimizer", "nesterov", "schedule", "min_lr", "milesto
 PROBLEM_COLUMNS = ["experiments", "model", "variant", "seed", "status", "reason"]
 
 
-def collect(grid: Grid, runs_root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(one row per experiment x finished current run, training curves, runs not aggregated).
+def collect(grid: Grid, runs_root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[dict]]:
+    """(one row per experiment x finished current run, training curves, runs not aggregated,
+    the per-class scores of Table 1's runs).
 
     Each run is read once; only runs whose recorded configuration is the one the grid resolves
     for them are aggregated. Missing, in-progress, stale and damaged runs are listed instead.
@@ -44,7 +46,7 @@ def collect(grid: Grid, runs_root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd
     for exp, runs in grid.experiments.items():
         for run in runs:
             serves.setdefault(run, []).append(exp)
-    rows, curves, problems = [], [], []
+    rows, curves, problems, classes = [], [], [], []
     for run, exps in sorted(serves.items()):
         state = current_state(runs_root, run, grid.key(run), grid.configs[run.id])
         if state.status != FINISHED:
@@ -56,7 +58,32 @@ def collect(grid: Grid, runs_root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd
         rows += [{"experiment": exp, **row} for exp in exps]
         if set(exps) & set(MODEL_SETS):
             curves += [{"model": run.model, "variant": run.variant, "seed": run.seed, **h} for h in state.history]
-    return pd.DataFrame(rows), pd.DataFrame(curves), pd.DataFrame(problems, columns=PROBLEM_COLUMNS)
+        if "table1" in exps:
+            scores = class_scores(state.metrics)
+            if scores:
+                classes.append({"model": run.model, "seed": run.seed, **scores})
+    return pd.DataFrame(rows), pd.DataFrame(curves), pd.DataFrame(problems, columns=PROBLEM_COLUMNS), classes
+
+
+def class_scores(metrics: dict) -> dict:
+    """A run's per-class recall, confusion matrix (rows: true class) and class names, or {} when
+    its metrics.json lacks them or they do not fit together (written by older code, or damaged):
+    the figures then leave the run out rather than fail."""
+    recall, confusion = metrics.get("per_class_recall"), metrics.get("confusion_matrix")
+    if not isinstance(recall, list) or not isinstance(confusion, list) or not recall:
+        return {}
+    n = len(recall)
+    names = metrics.get("classes")
+    if not (isinstance(names, list) and len(names) == n):
+        names = [str(i) for i in range(n)]
+    try:
+        recall = [float(v) for v in recall]
+        confusion = [[float(v) for v in row] for row in confusion]
+    except (TypeError, ValueError):
+        return {}
+    if len(confusion) != n or any(len(row) != n for row in confusion) or not all(map(math.isfinite, recall)):
+        return {}
+    return {"per_class_recall": recall, "confusion_matrix": confusion, "classes": [str(c) for c in names]}
 
 
 def _row(run: Run, metrics: dict) -> dict:
@@ -121,13 +148,134 @@ def summarize(runs: pd.DataFrame, by: str) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
+def model_costs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each model's role (the row of Table 1 or the ablation it stands for), parameters and forward
+    FLOPs per image, as its base runs recorded them: every table that compares models shows them."""
+    part = runs[runs.variant == "base"] if not runs.empty else runs
+    if part.empty or "params" not in part:
+        return pd.DataFrame(columns=["model", "role", "params", "flops_per_image"])
+    out = part.groupby("model", sort=False)[["params", "flops_per_image"]].first().reset_index()
+    out.insert(1, "role", [_role(m) for m in out["model"]])
+    return out
+
+
+def _role(model: str) -> str:
+    try:
+        return model_entry(model).paper_row
+    except KeyError:
+        return ""
+
+
 def table1(runs: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """The paper's rows, each beside our mean, spread and interval over seeds and its costs."""
     ours = summarize(runs[runs.experiment == "table1"], "model")
     table = paper[["model", "paper_row"]].merge(ours, on="model", how="left")
     for m in HEADLINE:
         table[f"paper_{m}"] = paper[m].values
         table[f"diff_{m}"] = table[f"{m}_mean"] - table[f"paper_{m}"]
-    return table
+    return table.merge(model_costs(runs), on="model", how="left")
+
+
+def paper_model(model: str, paper: pd.DataFrame) -> str | None:
+    """The paper's row a model stands for: itself, or the row built by the same architecture
+    (convnext_flops is the paper's CNN row at another size)."""
+    models = list(paper["model"])
+    if model in models:
+        return model
+    builder = _builder(model)
+    return next((m for m in models if _builder(m) == builder), None)
+
+
+def _builder(model: str) -> str | None:
+    try:
+        return model_entry(model).builder
+    except KeyError:
+        return None
+
+
+def in_order(df: pd.DataFrame, models: list[str]) -> pd.DataFrame:
+    """Rows in the order the grid lists the models (models it does not list last)."""
+    rank = {m: i for i, m in enumerate(models)}
+    return df.sort_values("model", key=lambda col: col.map(lambda m: rank.get(m, len(rank))), kind="stable")
+
+
+def grid_models(grid: Grid, experiment: str) -> list[str]:
+    return list((grid.params["experiments"].get(experiment) or {}).get("models", []))
+
+
+def compute_matched(runs: pd.DataFrame, paper: pd.DataFrame, order: list[str] = ()) -> pd.DataFrame:
+    """The compute-matched block: each model's summary and costs beside the paper's value for
+    the architecture it is (the paper gives no sizes, so its one row serves both budgets)."""
+    part = runs[runs.experiment == "compute_matched"] if not runs.empty else runs
+    ours = in_order(summarize(part, "model"), list(order)).reset_index(drop=True)
+    if ours.empty:
+        return pd.DataFrame(columns=[*ours.columns, "paper_model", "paper_row",
+                                     *(f"{p}_{m}" for p in ("paper", "diff") for m in HEADLINE),
+                                     "role", "params", "flops_per_image"])
+    ours.insert(1, "paper_model", [paper_model(m, paper) for m in ours["model"]])
+    rows = paper.set_index("model")
+    ours.insert(2, "paper_row", [rows.loc[p, "paper_row"] if p else None for p in ours["paper_model"]])
+    for m in HEADLINE:
+        ours[f"paper_{m}"] = [rows.loc[p, m] if p else float("nan") for p in ours["paper_model"]]
+        ours[f"diff_{m}"] = ours[f"{m}_mean"] - ours[f"paper_{m}"]
+    return ours.merge(model_costs(runs), on="model", how="left")
+
+
+def ablation(runs: pd.DataFrame, order: list[str] = ()) -> pd.DataFrame:
+    """The ablation's models: summary over seeds beside each model's costs."""
+    part = runs[runs.experiment == "ablation"] if not runs.empty else runs
+    ours = in_order(summarize(part, "model"), list(order)).reset_index(drop=True)
+    return ours.merge(model_costs(runs), on="model", how="left")
+
+
+ANCHOR_COLUMNS = ["model", "role", "n_seeds", "acc_mean", "acc_std", "acc_ci95", "top5_mean", "epochs",
+                  "batch_size", "optimizer", "params", "flops_per_image"]
+
+
+def anchor(runs: pd.DataFrame) -> pd.DataFrame:
+    """The calibration anchor's top-1 (and top-5) over seeds, with the budget it trained."""
+    part = runs[runs.experiment == "anchor"] if not runs.empty else runs
+    if part.empty:
+        return pd.DataFrame(columns=ANCHOR_COLUMNS)
+    grouped = part.groupby("model", sort=False)
+    out = pd.DataFrame({
+        "n_seeds": grouped["seed"].nunique(), "acc_mean": grouped["acc"].mean(),
+        "acc_std": grouped["acc"].std(ddof=1), "acc_ci95": grouped["acc"].apply(ci95),
+        "top5_mean": grouped["top5"].mean(), "epochs": grouped["epochs"].first(),
+        "batch_size": grouped["batch_size"].first(), "optimizer": grouped["optimizer"].first(),
+    }).reset_index()
+    return out.merge(model_costs(runs), on="model", how="left")[ANCHOR_COLUMNS]
+
+
+PER_CLASS_COLUMNS = ["model", "class_index", "class_name", "recall_mean", "recall_min", "recall_max", "n_seeds"]
+
+
+def per_class_recall(classes: list[dict], model: str = "msga") -> pd.DataFrame:
+    """One model's recall per class over its Table 1 seeds (mean and range), hardest class first."""
+    mine = [c for c in classes if c["model"] == model]
+    if not mine:
+        return pd.DataFrame(columns=PER_CLASS_COLUMNS)
+    names = mine[0]["classes"]
+    per_seed = pd.DataFrame([c["per_class_recall"] for c in mine if len(c["per_class_recall"]) == len(names)])
+    out = pd.DataFrame({"model": model, "class_index": range(len(names)), "class_name": names,
+                        "recall_mean": per_seed.mean().values, "recall_min": per_seed.min().values,
+                        "recall_max": per_seed.max().values, "n_seeds": len(per_seed)})
+    return out.sort_values(["recall_mean", "class_index"]).reset_index(drop=True)[PER_CLASS_COLUMNS]
+
+
+def confusion(classes: list[dict], model: str = "msga") -> pd.DataFrame:
+    """One model's confusion matrix summed over its Table 1 seeds, each row divided by its total:
+    the share of a true class's test images given each predicted class. Rows and columns are
+    named by class."""
+    mine = [c for c in classes if c["model"] == model]
+    if not mine:
+        return pd.DataFrame(columns=["true_class"])
+    names = mine[0]["classes"]
+    total = sum(pd.DataFrame(c["confusion_matrix"]).values for c in mine if len(c["confusion_matrix"]) == len(names))
+    rows = total.sum(axis=1, keepdims=True)
+    shares = pd.DataFrame(total / rows.clip(min=1), columns=names)
+    shares.insert(0, "true_class", names)
+    return shares
 
 
 def sweep(runs: pd.DataFrame, exp: str) -> pd.DataFrame:
@@ -159,7 +307,7 @@ def tune(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def costs(runs: pd.DataFrame) -> pd.DataFrame:
-    part = runs[runs.experiment.isin(["table1", "ablation"]) & (runs.variant == "base")]
+    part = runs[runs.experiment.isin(MODEL_SETS) & (runs.variant == "base")]
     part = part.drop_duplicates(subset=["model", "seed"])
     if part.empty:
         return pd.DataFrame(columns=["model"])
@@ -191,6 +339,9 @@ def context(grid: Grid, problems: pd.DataFrame, verdicts: list, consistency_find
         "summary": claims.summary(verdicts),
         "methods": claims.METHODS,
         "consistency": consistency_finding,
+        "grid_sha256": hashlib.sha256(grid.to_json().encode()).hexdigest(),  # of reports/grid.json's bytes
+        "sweeps": [{"experiment": exp, "figure": s.figure, "title": s.title, "label": s.label, "x": s.x,
+                    "name": s.name, "metrics": list(s.metrics), "in_paper": s.in_paper} for exp, s in SWEEPS.items()],
     }
 
 
@@ -210,21 +361,23 @@ def main(args) -> None:
 
     grid = load_grid(args)
     out = Path(args.out)
-    runs, curves, problems = collect(grid, Path(args.runs))
+    runs, curves, problems, classes = collect(grid, Path(args.runs))
     paper = pd.read_csv(args.paper)
     if runs.empty:
         runs = pd.DataFrame(columns=["experiment", "model", "variant", "seed", *HEADLINE, "top5",
-                                     *COORDINATES])
+                                     *COORDINATES, *RECIPE_KEYS, "params", "flops_per_image"])
     t1 = table1(runs, paper)
-    abl = summarize(runs[runs.experiment == "ablation"], "model")
+    abl = ablation(runs, grid_models(grid, "ablation"))
     verdicts = claims.evaluate(runs, paper)
     gaps = consistency.our_gaps(runs, Path(args.runs))
     frames = {
         "table1.csv": t1, "ablation.csv": abl, "costs.csv": costs(runs), "claims.csv": claims.to_frame(verdicts),
         "consistency.csv": consistency.paper_gaps(paper).merge(gaps, on="model", how="left", suffixes=("_paper", "_ours")),
         "tune.csv": tune(runs), "runs.csv": runs, "problems.csv": problems,
+        "compute_matched.csv": compute_matched(runs, paper, grid_models(grid, "compute_matched")), "anchor.csv": anchor(runs),
         **{f"plots/{exp}.csv": sweep(runs, exp) for exp in SWEEPS},
         "plots/curves.csv": curves if not curves.empty else pd.DataFrame(columns=["model", "variant", "seed", "epoch"]),
+        "plots/per_class_recall.csv": per_class_recall(classes), "plots/confusion.csv": confusion(classes),
     }
     for name, df in frames.items():
         _write_csv(df, out / name)

@@ -7,10 +7,12 @@ from msga.experiments import SWEEPS
 
 REPORTS = "reports"
 STAMPS = f"{REPORTS}/stamps"  # stamps/aggregate/KEY, stamps/report/KEY: what the outputs were made from
-TABLES = ("table1.csv", "ablation.csv", "costs.csv", "claims.csv", "consistency.csv", "tune.csv", "runs.csv",
-          "problems.csv")
-PLOT_DATA = tuple(f"plots/{exp}.csv" for exp in SWEEPS) + ("plots/curves.csv",)
-FIGURES = ("table1.png", *(s.figure for s in SWEEPS.values()), "curves.png", "ablation.png", "auc_vs_acc.png")
+TABLES = ("table1.csv", "compute_matched.csv", "ablation.csv", "anchor.csv", "costs.csv", "claims.csv",
+          "consistency.csv", "tune.csv", "runs.csv", "problems.csv")
+PLOT_DATA = (*(f"plots/{exp}.csv" for exp in SWEEPS), "plots/curves.csv", "plots/per_class_recall.csv",
+             "plots/confusion.csv")
+FIGURES = ("table1.png", "cost_accuracy.png", *(s.figure for s in SWEEPS.values()), "ablation.png",
+           "per_class_recall.png", "confusion.png", "curves.png", "auc_vs_acc.png")
 SUMMARY = ("metrics.json", "context.json", "grid.json")  # DVC metrics; what the report needs; the grid aggregated
 
 

@@ -1,25 +1,68 @@
 """What the report notebook calls: each function reads reports/ and returns something to display.
 
-The notebook (workflow/notebooks/replication.ipynb) holds no logic of its own; papermill runs
-it and nbconvert turns it into one self-contained HTML file without code cells.
+The notebook (workflow/notebooks/replication.ipynb) holds no logic of its own; papermill runs it
+and `render` turns it into one self-contained HTML page: no code cells, no script and no request
+to the network, its figures embedded, its tables scrolling inside their own boxes on a narrow
+screen. Functions that compute return numbers; the section functions turn them into HTML.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
+import math
+import re
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from IPython.display import HTML, Image, Markdown
+from IPython.display import HTML
 
 from msga.errors import Failure
 from msga.io import atomic_output
-from msga.metrics import HEADLINE, LABELS
+from msga.metrics import DEFINITIONS, HEADLINE, LABELS
+
+TITLE = "Replication: image classification via joint multi-scale convolution and global attention, on CIFAR-100"
+PAPER = "Image Classification via Joint Multi-Scale Convolution and Global Attention Modeling"
+SECTIONS = (  # (anchor, heading): the order of the page and of its contents list
+    ("verdict", "Verdict"),
+    ("claims", "Claims, tested"),
+    ("table1", "Table 1"),
+    ("compute", "Table 1 at matched compute"),
+    ("sweeps", "Sensitivity: heads, batch size, noise"),
+    ("ablation", "Ablation"),
+    ("anchor", "Calibration anchor"),
+    ("tune", "Learning rates, tuned"),
+    ("per-class", "msga per class"),
+    ("curves", "Training curves"),
+    ("problems", "Runs not in the tables"),
+    ("consistency", "Is the paper's Table 1 consistent?"),
+    ("run", "What was run"),
+    ("limits", "Limits"),
+    ("reproduce", "How to reproduce"),
+)
+VERDICTS = ("held", "not held", "within noise", "not tested")  # claims.py's words, in the summary's order
+# The anchor's literature value: CIFAR-100 top-1 of ResNet-18 trained from scratch by its recipe.
+ANCHOR_REFERENCE = {"resnet18": {"acc": 0.756, "epochs": 200, "source": "weiaicunzai/pytorch-cifar100"}}
+# Within this many points of top-1 the anchor passes. Why 2: the reference is one run of one
+# repository, and run-to-run spread plus small recipe differences (warmup, data loading) move
+# a single run by about a point; the faults the check is for (wrong normalization, augmentation
+# missing in training or applied at test, mixed splits, a broken metric) move top-1 by several
+# points or more.
+ANCHOR_TOLERANCE = 0.02
+# The aggregation's files the report reads (the sweeps' data besides, named in context.json).
+REPORT_INPUTS = ("context.json", "runs.csv", "table1.csv", "compute_matched.csv", "ablation.csv", "anchor.csv",
+                 "tune.csv", "claims.csv", "problems.csv", "consistency.csv", "plots/curves.csv",
+                 "plots/per_class_recall.csv", "plots/confusion.csv", "figures")
 
 
 class ReportInputMissing(Failure):
     pass
+
+
+# ---------------------------------------------------------------- reading reports/
 
 
 def _csv(reports: str | Path, name: str) -> pd.DataFrame:
@@ -41,20 +84,600 @@ def _context(reports: str | Path) -> dict:
         raise ReportInputMissing(f"{path} is missing: run `msga aggregate` (or `snakemake`) before the report") from None
 
 
-def _pm(mean: float, std: float, ci: float) -> str:
-    if pd.isna(mean):
-        return "missing"
-    if pd.isna(std):
-        return f"{mean:.4f}"
-    return f"{mean:.4f} ± {std:.4f} (95% CI ± {ci:.4f})"
+def _synthetic(reports) -> bool:
+    return _context(reports)["dataset"].get("source") == "synthetic"
 
 
-def title(reports: str | Path) -> Markdown:
-    text = "# Replication: joint multi-scale convolution and global attention on CIFAR-100\n"
-    if _context(reports)["dataset"].get("source") == "synthetic":
-        text += ("\n> **These results come from the SYNTHETIC offline fixture, not from CIFAR-100.** "
-                 "They show that the pipeline runs end to end; they say nothing about the paper's claims.\n")
-    return Markdown(text)
+def _distinct_runs(reports) -> pd.DataFrame:
+    runs = _csv(reports, "runs.csv")
+    return runs.drop_duplicates(subset=["model", "variant", "seed"]) if not runs.empty else runs
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def _esc(value) -> str:
+    return html.escape(str(value))
+
+
+def _missing(value) -> bool:
+    """None or NaN: a table cell with no number."""
+    return value is None or bool(pd.isna(value))
+
+
+def fmt_params(n) -> str:
+    """3110000 -> '3.11 M'."""
+    return "" if _missing(n) else f"{n / 1e6:.3g} M"
+
+
+def fmt_flops(f) -> str:
+    """Forward FLOPs per image: '0.99 GFLOPs' from 0.1 GFLOPs up, '17.3 MFLOPs' below."""
+    if _missing(f):
+        return ""
+    return f"{f / 1e9:.2f} GFLOPs" if f >= 1e8 else f"{f / 1e6:.3g} MFLOPs"
+
+
+def fmt_score(value, digits: int = 3) -> str:
+    return "" if _missing(value) else f"{round(value, digits) + 0.0:.{digits}f}"  # + 0.0: no "-0.000"
+
+
+def fmt_seeds(n) -> str:
+    if _missing(n) or int(n) == 0:
+        return "not run"
+    return "1 seed (no interval)" if int(n) == 1 else f"{int(n)} seeds"
+
+
+def _diff(value) -> str:
+    """A difference, coloured: blue above the reference, red below."""
+    if _missing(value):
+        return ""
+    value = round(value, 3) + 0.0
+    side = "over" if value >= 0 else "under"
+    return f"<span class='{side}'>{value:+.3f}</span>"
+
+
+def _nowrap(text: str) -> str:
+    return f"<span class='nw'>{text}</span>"
+
+
+def _table(header: list[str], rows: list[list[str]], caption: str = "", numeric: tuple[int, ...] = (),
+           stack: bool = False, name: str = "") -> str:
+    """An HTML table in a box that scrolls sideways on a narrow screen; cells are HTML already.
+    Columns whose index is in `numeric` are right-aligned numbers. A `stack` table (prose, not
+    numbers to compare down a column) turns each row into a card on a phone, every cell under
+    its column's name."""
+    names = [_esc(re.sub(r"<[^>]+>", " ", h).split("  ")[0].strip()) for h in header]
+    head = "".join(f"<th{' class=num' if i in numeric else ''}>{h}</th>" for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(f"<td{' class=num' if i in numeric else ''} data-label='{names[i]}'>{c}</td>"
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    cap = f"<caption>{caption}</caption>" if caption else ""
+    classes = " ".join(c for c in (name, "stack" if stack else "") if c)
+    kind = f" class='{classes}'" if classes else ""
+    return (f"<div class='table-wrap'><table{kind}>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+            "</table></div>")
+
+
+def _section(anchor: str, body: str) -> HTML:
+    heading = dict(SECTIONS)[anchor]
+    return HTML(f"<section id='{anchor}'><h2>{_esc(heading)}</h2>{body}</section>")
+
+
+def _figure(reports, name: str, heading: str, caption: str, alt: str) -> str:
+    """A figure from reports/figures, embedded as base64 so the page stays one file."""
+    path = Path(reports) / "figures" / name
+    if not path.exists():
+        return f"<h3>{_esc(heading)}</h3><p class='note'>The figure {_esc(name)} was not produced.</p>"
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f"<figure><h3>{_esc(heading)}</h3><img src='data:image/png;base64,{data}' alt='{_esc(alt)}'>"
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+def _range_text(values: pd.Series, names: pd.Series) -> str:
+    """'from 0.12 (crossvit) to 0.31 (msga)'."""
+    values = values.reset_index(drop=True)
+    names = names.reset_index(drop=True)
+    if values.dropna().empty:
+        return "no values"
+    low, high = values.idxmin(), values.idxmax()
+    return f"from {values[low]:.3f} ({names[low]}) to {values[high]:.3f} ({names[high]})"
+
+
+# ---------------------------------------------------------------- the top of the page
+
+
+def title(reports: str | Path) -> HTML:
+    """The title, what the numbers come from, the synthetic-data warning, the contents."""
+    ctx, runs = _context(reports), _distinct_runs(reports)
+    seeds = sorted(runs["seed"].unique().tolist()) if not runs.empty else []
+    data = ("the synthetic offline fixture" if _synthetic(reports) else "CIFAR-100 (50,000 training and 10,000 test images)")
+    lines = [f"<h1>{_esc(TITLE)}</h1>",
+             f"<p class='lede'>A replication of <i>{_esc(PAPER)}</i>: its Table 1, its Figure 2 and the factors its "
+             f"abstract names, retrained from scratch on {data}. {len(runs)} of the grid's {ctx['runs_expected']} "
+             f"training runs are in this report (seeds {', '.join(map(str, seeds)) or 'none'}).</p>"]
+    if _synthetic(reports):
+        lines.append("<p class='warning'><b>These results come from the SYNTHETIC offline fixture, not from "
+                     "CIFAR-100.</b> They show that the pipeline runs end to end; they say nothing about the paper's "
+                     "claims.</p>")
+    items = "".join(f"<li><a href='#{a}'>{_esc(h)}</a></li>" for a, h in SECTIONS)
+    lines.append(f"<nav aria-label='Contents'><ol>{items}</ol></nav>")
+    return HTML("".join(lines))
+
+
+def verdict_counts(reports) -> dict[str, int]:
+    claims = _csv(reports, "claims.csv")
+    return {v: int((claims["verdict"] == v).sum()) for v in VERDICTS}
+
+
+def verdicts(reports: str | Path) -> HTML:
+    """The verdict summary, first: counts per verdict and the paragraph computed from the tests."""
+    counts = verdict_counts(reports)
+    chips = "".join(f"<span class='chip v-{v.replace(' ', '-')}'>{n} {v}</span>" for v, n in counts.items())
+    return _section("verdict", f"<p class='chips'>{chips}</p><p>{_esc(_context(reports)['summary'])}</p>")
+
+
+def _sentences(text: str) -> list[str]:
+    """Split prose into sentences at '. ' before a capital letter (abbreviations here have none)."""
+    return [s.strip() for s in re.split(r"(?<=[.)])\s+(?=[A-Z])", text) if s.strip()]
+
+
+def _keep_intervals(text: str) -> str:
+    """An interval "[-0.01, +0.02]" never breaks across lines."""
+    return re.sub(r"(\[[^\]]*\])", r"<span class='nw'>\1</span>", text)
+
+
+def claims(reports: str | Path) -> HTML:
+    """Each claim, its verdict (coloured), its evidence and the smallest difference the seeds
+    could detect; then how the verdicts were reached."""
+    df = _csv(reports, "claims.csv")
+    rows = [[_esc(r["claim"]), f"<span class='chip v-{str(r['verdict']).replace(' ', '-')}'>{_esc(r['verdict'])}</span>",
+             "<br>".join(_keep_intervals(_esc(part)) for part in str(r["evidence"]).split("; ")),  # a line each
+             fmt_score(r["min_detectable"], 4) or "&ndash;"] for r in df.to_dict("records")]
+    table = _table(["Claim of the paper", "Verdict", "Evidence (differences: mean [95% interval])",
+                    "Smallest detectable difference"], rows, numeric=(3,), stack=True, name="claims")
+    ctx = _context(reports)
+    sentences = _sentences(ctx["methods"])
+    methods = (f"<p><b>How the verdicts were reached</b> (alpha = {ctx['alpha']}): {_esc(sentences[0])}</p>"
+               "<ul class='methods'>" + "".join(f"<li>{_esc(s)}</li>" for s in sentences[1:]) + "</ul>")
+    note = ("<p class='note'>A smallest detectable difference is the difference the test would find with 80% power "
+            "at these seeds' spread: a claim within noise with a large one was barely tested.</p>")
+    return _section("claims", table + note + methods)
+
+
+# ---------------------------------------------------------------- Table 1 and the compute-matched block
+
+
+def _score_cell(mean, half, reference=None, difference=None) -> str:
+    """Our mean ± the 95% half-width, and below it a reference value (the column's header names
+    it) with our difference to it."""
+    if _missing(mean):
+        return "<span class='na'>not run</span>"
+    cell = f"<span class='nw'><b>{fmt_score(mean)}</b>"
+    cell += "</span>" if _missing(half) else f" <span class='ci'>± {fmt_score(half)}</span></span>"
+    if not _missing(reference):
+        cell += f"<br><span class='nw'><span class='sub'>{fmt_score(reference)}</span> {_diff(difference)}</span>"
+    return cell
+
+
+def _model_rows(df: pd.DataFrame, label_column: str, reference: pd.Series | None = None) -> list[list[str]]:
+    """One row per model: who it is; per metric our mean ± 95% half-width over a reference (the
+    paper's value, or `reference`: a row of the same table) and the difference; its costs and
+    seeds."""
+    rows = []
+    for r in df.to_dict("records"):
+        n = 0 if _missing(r.get("n_seeds")) else int(r["n_seeds"])
+        cells = [f"<b>{_esc(r['model'])}</b><br><span class='sub'>{_esc(r.get(label_column) or '')}</span>"]
+        for m in HEADLINE:
+            mean = r.get(f"{m}_mean")
+            if reference is None:
+                ref, difference = r.get(f"paper_{m}"), r.get(f"diff_{m}")
+            elif r["model"] == reference["model"]:  # msga itself: no difference to show
+                ref = difference = None
+            else:
+                ref = reference[f"{m}_mean"]
+                difference = None if _missing(mean) or _missing(ref) else mean - ref
+            cells.append(_score_cell(mean, r.get(f"{m}_ci95"), ref, difference))
+        cells += [_nowrap(fmt_params(r.get("params"))), _nowrap(fmt_flops(r.get("flops_per_image"))), fmt_seeds(n)]
+        rows.append(cells)
+    return rows
+
+
+def model_header(reference: str = "paper") -> list[str]:
+    """The columns of a table that compares models, results first (what a narrow screen shows
+    before it scrolls), each model's costs beside them; under each metric: what its second line
+    holds."""
+    return ["Model", *(f"{LABELS[m]}<br><span class='sub nw'>ours ± 95%<br>{reference}, difference</span>"
+                       for m in HEADLINE), "Params", "FLOPs / image", "Seeds"]
+
+
+NUMERIC = (1, 2, 3, 4, 5, 6)  # the columns of model_header() that hold numbers
+
+
+def _model_table_note() -> str:
+    return ("<p class='note'>Each score: our mean over seeds ± the half-width of its 95% t-interval (none with one "
+            "seed), the paper's value below it, and the difference ours − paper "
+            "(<span class='under'>red</span>: below the paper, <span class='over'>blue</span>: above). "
+            "Params and FLOPs are counted by this project for one 32×32 image (a multiply-add counts 2 FLOPs). "
+            + " ".join(f"{LABELS[m]}: {DEFINITIONS[m]}." for m in HEADLINE) + "</p>")
+
+
+def table1(reports: str | Path) -> HTML:
+    t1 = _csv(reports, "table1.csv")
+    intro = ("<p>The paper's five models, each beside this replication's result. The baselines are sized to within "
+             "about 2× of msga's parameters (the paper gives no sizes).</p>")
+    table = _table(model_header(), _model_rows(t1, "paper_row"), numeric=NUMERIC)
+    return _section("table1", intro + table + _model_table_note())
+
+
+def table1_figure(reports: str | Path) -> HTML:
+    t1 = _csv(reports, "table1.csv")
+    ran = t1.dropna(subset=["acc_mean"])
+    alt = (f"Dot plot in four panels, AUC, ACC, Precision and Recall on a 0 to 1 axis, one row per model of Table 1. "
+           f"This replication's ACC runs {_range_text(ran['acc_mean'], ran['model'])}; the paper's ACC runs "
+           f"{_range_text(t1['paper_acc'], t1['model'])}.")
+    caption = ("Table 1 as a picture: filled dots are our means, the bars their 95% t-intervals over seeds (none with "
+               "one seed); open diamonds are the paper's values. The axis spans the whole 0 to 1 range.")
+    return HTML(_figure(reports, "table1.png", "Figure: Table 1, ours beside the paper", caption, alt))
+
+
+def ranking(df: pd.DataFrame, key: str = "model") -> list[str]:
+    """Models (or their architectures) by mean ACC, lowest first; models that did not run left out."""
+    ran = df.dropna(subset=["acc_mean"])
+    return list(ran.sort_values("acc_mean")[key])
+
+
+def ranking_text(t1: pd.DataFrame, matched: pd.DataFrame) -> str:
+    """Whether the order of the architectures by mean ACC is the same at matched parameters and at
+    matched compute, from the numbers."""
+    at_params = ranking(t1)
+    if matched.empty or len(at_params) < 2:
+        return "The compute-matched block has no finished runs yet: no ranking to compare."
+    at_compute = ranking(matched, "paper_model")
+    common = [m for m in at_params if m in at_compute]
+    same = [m for m in at_compute if m in common] == common
+    order = " < ".join
+    text = (f"By mean ACC, lowest first: at matched parameters {order(at_params)}; at matched compute (each "
+            f"architecture named by its Table 1 model) {order(at_compute)}. ")
+    if len(common) < 2:
+        return text + "Too few architectures ran in both blocks to compare their order."
+    if same:
+        text += f"The order of the {len(common)} architectures that ran in both blocks survives matched compute."
+    else:
+        text += f"The order of the {len(common)} architectures that ran in both blocks changes at matched compute."
+    if "msga" in at_params and "msga" in at_compute:
+        text += (f" msga ranks {len(at_params) - at_params.index('msga')} of {len(at_params)} at matched parameters "
+                 f"and {len(at_compute) - at_compute.index('msga')} of {len(at_compute)} at matched compute.")
+    return text + " These are means; differences inside the intervals are not resolved by these seeds."
+
+
+def compute_matched(reports: str | Path) -> HTML:
+    matched, t1 = _csv(reports, "compute_matched.csv"), _csv(reports, "table1.csv")
+    intro = ("<p>Not in the paper. Matching parameters lets a model that spends more compute per parameter win on "
+             "compute; here each baseline is scaled (width and depth together) until its forward FLOPs are close to "
+             "msga's (the FLOPs column shows how close), and trained with the same recipe and seeds. The paper's value beside each is the row of "
+             "the same architecture.</p>")
+    if matched.empty:
+        return _section("compute", intro + "<p class='note'>No compute-matched run has finished.</p>")
+    table = _table(model_header(), _model_rows(matched, "paper_row"), numeric=NUMERIC)
+    return _section("compute", intro + table + f"<p><b>Ranking.</b> {_esc(ranking_text(t1, matched))}</p>")
+
+
+def cost_figure(reports: str | Path) -> HTML:
+    t1, matched = _csv(reports, "table1.csv"), _csv(reports, "compute_matched.csv")
+    both = pd.concat([t1, matched], ignore_index=True).dropna(subset=["acc_mean"]).drop_duplicates(subset=["model"])
+    points = "; ".join(f"{r['model']}: ACC {r['acc_mean']:.3f} at {fmt_flops(r['flops_per_image'])} and "
+                       f"{fmt_params(r['params'])} parameters" for r in both.to_dict("records"))
+    alt = ("Two scatter plots sharing the ACC axis: ACC against forward GFLOPs per image, and ACC against parameters "
+           f"(millions), both on log scales. {points or 'No finished runs.'}")
+    caption = ("Circles: Table 1's models (matched in parameters); triangles: the compute-matched baselines; the "
+               "colour is the architecture, and an arrow joins its two sizes. Bars: 95% t-intervals over seeds "
+               "(none with one seed).")
+    return HTML(_figure(reports, "cost_accuracy.png", "Figure: accuracy against compute and against parameters",
+                        caption, alt))
+
+
+# ---------------------------------------------------------------- sensitivity sweeps
+
+
+def metrics_coincide(df: pd.DataFrame, a: str = "acc", b: str = "recall") -> bool:
+    """Whether two metric columns are equal in every run (to float32 precision)."""
+    return not df.empty and a in df and b in df and bool(np.allclose(df[a], df[b], atol=1e-6))
+
+
+def _sweep_alt(df: pd.DataFrame, x: str, label: str, metrics: list[str]) -> str:
+    shown = ", ".join(LABELS[m] for m in metrics)
+    if df.empty:
+        return f"Line chart of {shown} against {label}: no finished runs."
+    metric = "acc" if "acc" in metrics else metrics[0]
+    means = df.groupby(x)[metric].mean()
+    return (f"Line chart of msga's {shown} (0 to 1) against {label}, at {', '.join(f'{v:g}' for v in means.index)}. "
+            f"{LABELS[metric]} is highest at {means.idxmax():g} ({means.max():.3f}) and lowest at {means.idxmin():g} "
+            f"({means.min():.3f}).")
+
+
+def sweep_figure(reports, experiment: str) -> str:
+    """One sweep's figure with its heading, what varies, its seeds and error bars, and whether
+    ACC and Recall coincide in it."""
+    sweep = next(s for s in _context(reports)["sweeps"] if s["experiment"] == experiment)
+    df = _csv(reports, f"plots/{experiment}.csv")
+    seeds = int(df["seed"].nunique()) if not df.empty else 0
+    bars = f"bars: 95% t-intervals over {seeds} seeds" if seeds > 1 else "one seed, so no error bars"
+    parts = [f"msga, {sweep['label']} varied; means over seeds, {bars}."]
+    if len(sweep["metrics"]) > 1 and metrics_coincide(df):
+        parts.append("ACC (open squares) and Recall (dashed) coincide.")
+    if not sweep["in_paper"]:
+        parts.append("Not in the paper, whose abstract names this factor in words only.")
+    return _figure(reports, sweep["figure"], sweep["title"], _esc(" ".join(parts)),
+                   _sweep_alt(df, sweep["x"], sweep["label"], sweep["metrics"]))
+
+
+def sweeps(reports: str | Path) -> HTML:
+    ctx = _context(reports)
+    intro = ("<p>Figure 2 of the paper plots Recall against the number of attention heads; its abstract also names "
+             "batch size and noise level as sensitive factors. Each sweep trains msga at every value with the same "
+             "seeds, everything else fixed; the claims above test them.</p>"
+             "<p class='note'>How to read the figures: at each value the metrics' markers are nudged sideways so that "
+             "their error bars do not overlap; the y axis spans at least 0.1, so that a difference of a few test "
+             "images does not fill it. Where ACC and Recall coincide it is no accident: the test set holds the same "
+             "number of images of every class, and on such a set macro recall equals top-1 accuracy exactly.</p>")
+    return _section("sweeps", intro + "".join(sweep_figure(reports, s["experiment"]) for s in ctx["sweeps"]))
+
+
+# ---------------------------------------------------------------- ablation, anchor, tuning
+
+
+def ablation(reports: str | Path) -> HTML:
+    abl = _csv(reports, "ablation.csv")
+    intro = ("<p>Not in the paper's tables: its text credits the two components together. Each model differs from "
+             "msga in one thing; msga_single and msga_noattn do so at near-equal parameters and FLOPs (see the cost "
+             "columns), so a difference there is not one of size.</p>")
+    if abl.empty:
+        return _section("ablation", intro + "<p class='note'>No ablation run has finished.</p>")
+    full = abl[abl["model"] == "msga"]
+    reference = full.iloc[0] if not full.empty else None
+    table = _table(model_header("msga"), _model_rows(abl, "role", reference), numeric=NUMERIC)
+    note = ("<p class='note'>Each score: mean over seeds ± the half-width of its 95% t-interval (none with one "
+            "seed); below it msga's value and the difference to it (<span class='under'>red</span>: below msga). "
+            "The claim that the components are complementary (msga above msga_local and msga_global on ACC) is "
+            "tested among the claims above.</p>")
+    rows = abl.dropna(subset=["acc_mean"])
+    alt = ("Grouped bar chart on a 0 to 1 axis of AUC, ACC, Precision and Recall for the ablation's models. ACC: "
+           + ", ".join(f"{m} {v:.3f}" for m, v in zip(rows["model"], rows["acc_mean"])) + ".")
+    figure = _figure(reports, "ablation.png", "Figure: ablation",
+                     "Bars: means over seeds; whiskers: 95% t-intervals (none with one seed). The axis starts at 0, "
+                     "so bar lengths compare.", alt)
+    return _section("ablation", intro + table + note + figure)
+
+
+def anchor_check(row: dict, synthetic: bool) -> dict:
+    """The anchor's result against its literature value: status 'pass', 'fail', 'not comparable'
+    (another budget than the reference's) or 'pipeline only' (synthetic data), with the numbers."""
+    reference = ANCHOR_REFERENCE.get(row["model"])
+    out = {"reference": reference, "difference": None, "status": "no reference"}
+    if reference is None:
+        return out
+    out["difference"] = row["acc_mean"] - reference["acc"]
+    if synthetic:
+        out["status"] = "pipeline only"
+    elif int(row["epochs"]) < reference["epochs"]:
+        out["status"] = "not comparable"
+    else:
+        out["status"] = "pass" if abs(out["difference"]) <= ANCHOR_TOLERANCE else "fail"
+    return out
+
+
+ANCHOR_MEANING = {
+    "pass": "Data, augmentation and evaluation reproduce the literature: the other numbers of this report come "
+            "from a pipeline that gets a well-known result right.",
+    "fail": "The pipeline does not reproduce a well-known result: look for a fault in data, augmentation or "
+            "evaluation before reading the other numbers.",
+    "not comparable": "The anchor trained fewer epochs than the reference, so its ACC is expected to fall short; "
+                      "the check applies at the reference's budget only.",
+    "pipeline only": "On the synthetic fixture the anchor only shows that its recipe and the pipeline run end to "
+                     "end; the literature value is a CIFAR-100 result and is no test here.",
+}
+
+
+def anchor(reports: str | Path) -> HTML:
+    df = _csv(reports, "anchor.csv")
+    intro = ("<p>Not in the paper. A model with a well-established CIFAR-100 result, trained by its own literature "
+             f"recipe through the same data, augmentation and evaluation code: the check that those are right. "
+             f"Tolerance: ±{ANCHOR_TOLERANCE * 100:.0f} points of top-1, wide enough for one run's spread and small "
+             "recipe differences (about a point), narrow enough to catch a broken normalization, augmentation or "
+             "metric, which cost several points or more.</p>")
+    if df.empty:
+        return _section("anchor", intro + "<p class='note'>The anchor has not finished.</p>")
+    rows, meanings = [], []
+    for r in df.to_dict("records"):
+        check = anchor_check(r, _synthetic(reports))
+        ref = check["reference"]
+        literature = (f"{fmt_score(ref['acc'])}<br><span class='sub'>{ref['epochs']} epochs, {_esc(ref['source'])}"
+                      "</span>" if ref else "none")
+        difference = (_diff(check["difference"]) if check["status"] in ("pass", "fail")  # colour only a real check
+                      else f"<span class='sub'>{round(check['difference'], 3) + 0.0:+.3f}</span>"
+                      if check["difference"] is not None else "")
+        rows.append([f"<b>{_esc(r['model'])}</b>", _score_cell(r["acc_mean"], r["acc_ci95"]), literature, difference,
+                     f"<span class='chip a-{check['status'].replace(' ', '-')}'>{check['status']}</span>",
+                     f"{int(r['epochs'])}", fmt_seeds(r["n_seeds"]), _nowrap(fmt_params(r["params"])),
+                     _nowrap(fmt_flops(r["flops_per_image"]))])
+        meanings.append(f"<p><b>{_esc(r['model'])}: {check['status']}.</b> {ANCHOR_MEANING.get(check['status'], '')}</p>")
+    table = _table(["Model", "ACC (ours)", "Literature ACC", "Ours − literature",
+                    f"Within ±{ANCHOR_TOLERANCE * 100:.0f} points?", "Epochs", "Seeds", "Params", "FLOPs / image"],
+                   rows, numeric=(1, 2, 3, 5, 7, 8))
+    return _section("anchor", intro + table + "".join(meanings))
+
+
+def tune_summary(reports) -> pd.DataFrame:
+    """Per tuned model: the winning learning rate, the one Table 1 trained with, and whether they agree."""
+    tune = _csv(reports, "tune.csv")
+    if tune.empty:
+        return pd.DataFrame(columns=["model", "best_lr", "table1_lr", "agrees"])
+    best = tune[tune["best"].astype(bool)].set_index("model")
+    out = pd.DataFrame({"model": best.index, "best_lr": best["lr"].values, "table1_lr": best["table1_lr"].values})
+    out["agrees"] = [not _missing(t) and math.isclose(b, t, rel_tol=1e-9) for b, t in zip(out["best_lr"], out["table1_lr"])]
+    return out
+
+
+def tune(reports: str | Path) -> HTML:
+    df = _csv(reports, "tune.csv")
+    intro = ("<p>The paper gives no learning rates. Each model's peak learning rate (per 256 images) is picked on a "
+             "validation split: 10% of the training images, 10% per class, never the test set. Cells: validation "
+             "ACC, mean over seeds; ★ marks each model's best.</p>")
+    if df.empty:
+        return _section("tune", intro + "<p class='note'>No tune run has finished.</p>")
+    rates = sorted(df["lr"].unique())
+    summary = tune_summary(reports).set_index("model")
+    rows = []
+    for model, group in df.groupby("model", sort=False):
+        by_lr = group.set_index("lr")
+        cells = [f"<b>{_esc(model)}</b>"]
+        for lr in rates:
+            if lr not in by_lr.index:
+                cells.append("")
+                continue
+            r = by_lr.loc[lr]
+            star = " ★" if bool(r["best"]) else ""
+            cells.append(_nowrap(f"{'<b>' if star else ''}{r['val_acc_mean']:.3f}{star}{'</b>' if star else ''}"))
+        used = summary.loc[model]
+        cells += [f"{used['table1_lr']:g}" if not _missing(used["table1_lr"]) else "not run",
+                  "yes" if used["agrees"] else "<span class='under'>no</span>"]
+        rows.append(cells)
+    table = _table(["Model", *(f"lr {lr:g}" for lr in rates), "Table 1 trained with", "The winner?"], rows,
+                   numeric=tuple(range(1, len(rates) + 2)))
+    off = summary[~summary["agrees"]]
+    advice = ""
+    if not off.empty:
+        names = ", ".join(f"{m} (winner {r['best_lr']:g}, Table 1 "
+                          f"{'not run yet' if _missing(r['table1_lr']) else format(r['table1_lr'], 'g')})"
+                          for m, r in off.iterrows())
+        advice = (f"<p class='warning'>Table 1 did not train {_esc(names)} at its winning learning rate. Run "
+                  "<code>msga tune --apply</code> (it writes each winner into <code>train.per_model</code> of "
+                  "params.yaml; review and commit it), then <code>snakemake --cores all --resources gpu=1</code> "
+                  "to retrain the runs that change.</p>")
+    return _section("tune", intro + table + advice)
+
+
+# ---------------------------------------------------------------- msga per class, training curves
+
+
+def confused_pairs(shares: pd.DataFrame, top: int = 5) -> list[tuple[str, str, float]]:
+    """The largest off-diagonal shares: (true class, predicted class, share of the true class)."""
+    if shares.empty or len(shares.columns) < 2:
+        return []
+    matrix = shares.drop(columns="true_class").to_numpy(dtype=float).copy()
+    np.fill_diagonal(matrix, 0)
+    flat = np.argsort(matrix, axis=None)[::-1][:top]
+    names = list(shares["true_class"])
+    return [(names[i], names[j], float(matrix[i, j])) for i, j in zip(*np.unravel_index(flat, matrix.shape))
+            if matrix[i, j] > 0]
+
+
+def _seeds_text(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def _recall_figure(reports, df: pd.DataFrame) -> str:
+    """msga's recall per class, sorted, with its hardest and easiest classes named."""
+    seeds = int(df["n_seeds"].max())
+    band = "the band is the range over its seeds" if seeds > 1 else "one seed, so no band"
+    alt = (f"Step chart of msga's recall for each of its {len(df)} classes, sorted from lowest to highest on a 0 to "
+           f"1 axis: from {df['recall_mean'].min():.2f} to {df['recall_mean'].max():.2f}, mean "
+           f"{df['recall_mean'].mean():.3f}.")
+    figure = _figure(reports, "per_class_recall.png", "Figure: msga's recall per class",
+                     _esc(f"Classes sorted by recall (mean over {_seeds_text(seeds)}); {band}; the dashed line is the "
+                          "mean over classes, which equals ACC on a class-balanced test set."), alt)
+    hardest = ", ".join(f"{r['class_name']} {r['recall_mean']:.2f}" for r in df.head(5).to_dict("records"))
+    easiest = ", ".join(f"{r['class_name']} {r['recall_mean']:.2f}" for r in df.tail(5)[::-1].to_dict("records"))
+    return figure + f"<p><b>Hardest classes</b> (recall): {_esc(hardest)}.<br><b>Easiest</b>: {_esc(easiest)}.</p>"
+
+
+def _confusion_figure(reports, shares: pd.DataFrame, seeds: int) -> str:
+    """msga's confusion matrix, with the pairs of classes it confuses most named."""
+    pairs = "; ".join(f"{t} → {p} ({s:.0%})" for t, p, s in confused_pairs(shares)) or "none"
+    diagonal = float(np.mean(np.diag(shares.drop(columns="true_class").to_numpy(dtype=float))))
+    alt = (f"Heat map of msga's {len(shares)} by {len(shares)} confusion matrix, true class down, predicted class "
+           f"across, each row as shares of that class's test images. Mean diagonal share {diagonal:.3f}. "
+           f"Largest confusions: {pairs}.")
+    figure = _figure(reports, "confusion.png", "Figure: msga's confusion matrix",
+                     _esc(f"Summed over {_seeds_text(seeds)}, each row divided by its total; classes by index; a "
+                          "square-root colour scale so that confusions of a few percent show."), alt)
+    return figure + f"<p><b>Most confused</b> (true → predicted, share of the true class): {_esc(pairs)}.</p>"
+
+
+def per_class(reports: str | Path) -> HTML:
+    df, shares = _csv(reports, "plots/per_class_recall.csv"), _csv(reports, "plots/confusion.csv")
+    intro = ("<p>Where msga's accuracy comes from: its Table 1 runs' recall of each class and what it mistakes "
+             "classes for.</p>")
+    if df.empty:
+        return _section("per-class", intro + "<p class='note'>No Table 1 run of msga with per-class scores has "
+                                             "finished.</p>")
+    return _section("per-class", intro + _recall_figure(reports, df)
+                    + _confusion_figure(reports, shares, int(df["n_seeds"].max())))
+
+
+def curves(reports: str | Path) -> HTML:
+    df, t1 = _csv(reports, "plots/curves.csv"), _csv(reports, "table1.csv")
+    part = df[df["model"].isin(t1["model"])] if not df.empty else df
+    if part.empty:
+        return _section("curves", "<p class='note'>No Table 1 run has finished.</p>")
+    seeds = int(part.groupby("model")["seed"].nunique().max())
+    last = part[part["epoch"] == part.groupby("model")["epoch"].transform("max")]
+    final = last.groupby("model")["test_acc"].mean()
+    alt = (f"Two line charts over {int(part['epoch'].max())} epochs for the {part['model'].nunique()} models of Table "
+           "1: training loss, and test accuracy. Final test ACC: "
+           + ", ".join(f"{m} {v:.3f}" for m, v in final.items()) + ".")
+    band = f"bands: the range over {seeds} seeds" if seeds > 1 else "one seed, so no bands"
+    caption = _esc(f"Table 1's models, per epoch: training loss (cross-entropy with the recipe's label smoothing, on "
+                   f"augmented images) and test ACC; lines are means over seeds, {band}.")
+    return _section("curves", _figure(reports, "curves.png", "Figure: training curves", caption, alt))
+
+
+# ---------------------------------------------------------------- problems, consistency
+
+
+def problems(reports: str | Path) -> HTML:
+    df = _csv(reports, "problems.csv")
+    if df.empty:
+        return _section("problems", "<p>All runs of the grid finished, each with the configuration the grid gives it.</p>")
+    counts = df["status"].value_counts()
+    head = "; ".join(f"<b>{n} {_esc(status)}</b>" for status, n in counts.items())
+    stale = ("<p>A <b>stale</b> run was trained with another configuration than the grid now gives; it is left out "
+             "of every table until it is trained again.</p>" if "stale" in counts else "")
+    rows = [[_esc(r["status"]), f"<code>{_esc(r['model'])}/{_esc(r['variant'])}/seed{int(r['seed'])}</code>",
+             _esc(r["experiments"]), _esc(r["reason"])] for r in df.to_dict("records")]
+    table = _table(["Status", "Run", "Serves", "Why"], rows, stack=True)
+    return _section("problems", f"<p>{head}: the tables use only the finished, current runs.</p>{stale}"
+                                f"<details{' open' if len(df) <= 8 else ''}><summary>The {len(df)} run(s)</summary>"
+                                f"{table}</details>")
+
+
+def consistency(reports: str | Path) -> HTML:
+    ctx, df = _context(reports), _csv(reports, "consistency.csv")
+    rows = []
+    batches = sorted(int(c.rsplit("batch", 1)[1]) for c in df.columns if c.startswith("acc_minus_recall_batch"))
+    for r in df.to_dict("records"):
+        rows.append([f"<b>{_esc(r['model'])}</b>", fmt_score(r["acc_minus_recall_paper"]),
+                     fmt_score(r.get("acc_minus_recall_ours")) or "&ndash;",
+                     *(fmt_score(r.get(f"acc_minus_recall_batch{b}")) or "&ndash;" for b in batches),
+                     fmt_score(r["acc_minus_precision_paper"]), fmt_score(r.get("acc_minus_precision_ours")) or "&ndash;"])
+    table = _table(["Model", "ACC − Recall: paper", "ours, whole test set",
+                    *(f"ours, per test batch of {b}" for b in batches), "ACC − Precision: paper",
+                    "ours, whole test set"],
+                   rows, numeric=tuple(range(1, 5 + len(batches))))
+    runs, paper = _distinct_runs(reports), _csv(reports, "table1.csv")
+    alt = (f"Scatter plot of AUC (0.5 to 1) against ACC (0 to 1): {len(runs)} runs of this replication, ACC "
+           f"{_range_text(runs['acc'], runs['model']) if not runs.empty else 'none'}; and the paper's {len(paper)} "
+           f"rows, ACC {paper['paper_acc'].min():.3f} to {paper['paper_acc'].max():.3f} with AUC "
+           f"{paper['paper_auc'].min():.3f} to {paper['paper_auc'].max():.3f}.")
+    figure = _figure(reports, "auc_vs_acc.png", "Figure: AUC against ACC",
+                     "Every finished run of this replication (dots) and the five rows of the paper's Table 1 (stars): "
+                     "how AUC goes with ACC here, beside the pairs the paper reports.", alt)
+    note = ("<p class='note'>Means over seeds of our Table 1 runs, recomputed from their saved test predictions. "
+            "‘Per test batch’: macro recall computed on each consecutive test batch, then averaged, an undisclosed "
+            "computation that would give Recall below ACC.</p>")
+    return _section("consistency", f"<p>{_esc(ctx['consistency'])}</p>" + table + note + figure)
+
+
+# ---------------------------------------------------------------- what was run, limits, reproduce
 
 
 def _recipe(r: dict) -> str:
@@ -67,158 +690,210 @@ def _recipe(r: dict) -> str:
             f"clipping {r['grad_clip']:g}, {r['epochs']} epochs, augmentation {r['augment']}")
 
 
-def overview(reports: str | Path) -> Markdown:
+def recipes(reports) -> dict[str, list[str]]:
+    """Each distinct recipe the base runs recorded -> the models trained with it."""
+    runs = _distinct_runs(reports)
+    out: dict[str, list[str]] = {}
+    if runs.empty:
+        return out
+    for r in runs[runs["variant"] == "base"].drop_duplicates(subset=["model"]).to_dict("records"):
+        out.setdefault(_recipe(r), []).append(r["model"])
+    return out
+
+
+def overview(reports: str | Path) -> HTML:
     """What was run, as the runs recorded it: dataset, recipe per model, hardware, versions, seeds, time."""
-    ctx, runs = _context(reports), _csv(reports, "runs.csv")
+    ctx, runs = _context(reports), _distinct_runs(reports)
     data = ctx["dataset"]
     dataset = (f"synthetic CIFAR-100-format fixture ({data['train_per_class']}/{data['test_per_class']} images per "
                f"class, seed {data['seed']})" if data.get("source") == "synthetic"
                else f"CIFAR-100 (archive md5 {data.get('md5')}): 50,000 train / 10,000 test images")
-    lines = ["## What was run",
-             f"- **Dataset**: {dataset}; the test set is used once per epoch for the curves and for the final metrics."]
+    items = [f"<b>Dataset</b>: {_esc(dataset)}; the test set is used once per epoch for the curves and for the "
+             "final metrics, never to choose anything (learning rates are tuned on a validation split)."]
     if not runs.empty:
-        uniq = runs.drop_duplicates(subset=["model", "variant", "seed"])
-        base = uniq[uniq["variant"] == "base"]
-        recipes: dict[str, list[str]] = {}
-        for r in base.drop_duplicates(subset=["model"]).to_dict("records"):
-            recipes.setdefault(_recipe(r), []).append(r["model"])
-        for recipe, models in recipes.items():
-            lines.append(f"- **Recipe of {', '.join(models)}** (as the runs recorded it): {recipe}.")
-        lines += [
-            "- **Noise level**: read as additive Gaussian pixel noise of std sigma (in [0, 1] pixel units) on train "
+        for recipe, models in recipes(reports).items():
+            items.append(f"<b>Recipe of {_esc(', '.join(models))}</b> (as the runs recorded it): {_esc(recipe)}.")
+        items += [
+            "<b>Noise level</b>: read as additive Gaussian pixel noise of std sigma (in [0, 1] pixel units) on train "
             "and test images, clamped to valid pixels; the paper does not define it.",
-            f"- **Runs**: {len(uniq)} of the {ctx['runs_expected']} distinct training runs of the grid; seeds "
-            f"{sorted(uniq['seed'].unique().tolist())}.",
-            f"- **Hardware**: {', '.join(sorted(uniq['device'].dropna().unique()))}.",
-            f"- **Software**: torch {', '.join(sorted(uniq['torch'].dropna().astype(str).unique()))}; "
-            f"code {', '.join(sorted(uniq['git_commit'].dropna().astype(str).unique()))[:120]}.",
-            f"- **Compute**: {uniq['wall_seconds'].sum() / 60:.1f} minutes of training-job wall time "
-            f"({uniq['train_seconds'].sum() / 60:.1f} in training steps).",
+            f"<b>Runs</b>: {len(runs)} of the {ctx['runs_expected']} distinct training runs of the grid; seeds "
+            f"{_esc(sorted(runs['seed'].unique().tolist()))}.",
+            f"<b>Hardware</b>: {_esc(', '.join(sorted(runs['device'].dropna().unique())))}.",
+            f"<b>Software</b>: torch {_esc(', '.join(sorted(runs['torch'].dropna().astype(str).unique())))}.",
+            f"<b>Compute</b>: {runs['wall_seconds'].sum() / 60:.1f} minutes of training-job wall time "
+            f"({runs['train_seconds'].sum() / 60:.1f} in training steps).",
         ]
-    return Markdown("\n".join(lines))
+    return _section("run", "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
 
 
-def problems(reports: str | Path) -> Markdown:
-    df = _csv(reports, "problems.csv")
-    if df.empty:
-        return Markdown("All runs of the grid finished, each with the configuration the grid gives it.")
-    counts = df["status"].value_counts()
-    head = "; ".join(f"**{n} {status}**" for status, n in counts.items())
-    reasons = "\n".join(f"- {r}" for r in df["reason"])
-    stale = ("\n\nA **stale** run was trained with another configuration than the grid now gives; it is left out "
-             "of every table until it is trained again." if "stale" in counts else "")
-    return Markdown(f"## Runs not in the tables\n\n{head}: the tables below use only the finished, current "
-                    f"runs.{stale}\n\n{reasons}")
+def models_per_epochs(reports) -> dict[int, list[str]]:
+    """Each training length the runs recorded -> the models with a run of that length."""
+    runs = _distinct_runs(reports)
+    if runs.empty:
+        return {}
+    return {int(e): sorted(g["model"].unique()) for e, g in runs.dropna(subset=["epochs"]).groupby("epochs")}
 
 
-def table1(reports: str | Path) -> HTML:
-    t1 = _csv(reports, "table1.csv")
-    rows = []
-    for r in t1.to_dict("records"):
-        row = {"model": r["model"], "paper row": r["paper_row"], "seeds": r.get("n_seeds", 0)}
-        for m in HEADLINE:
-            row[f"{LABELS[m]} (ours)"] = _pm(r.get(f"{m}_mean"), r.get(f"{m}_std"), r.get(f"{m}_ci95"))
-            row[f"{LABELS[m]} (paper)"] = f"{r[f'paper_{m}']:.3f}"
-            diff = r.get(f"diff_{m}")
-            row[f"{LABELS[m]} diff"] = "" if diff is None or pd.isna(diff) else f"{diff:+.4f}"
-        rows.append(row)
-    html = pd.DataFrame(rows).to_html(index=False, escape=True)
-    return HTML("<h2>Table 1: this replication beside the paper</h2>"
-                "<p>Mean ± std over seeds (95% t-interval); diff = ours − paper.</p>" + html)
-
-
-def figure(reports: str | Path, name: str) -> Image | Markdown:
-    path = Path(reports) / "figures" / name
-    if not path.exists():
-        return Markdown(f"*figure {name} was not produced*")
-    return Image(filename=str(path), embed=True)
-
-
-def _number(value, digits: int = 4) -> str:
-    return "" if pd.isna(value) else f"{value:.{digits}f}"
-
-
-def verdicts(reports: str | Path) -> Markdown:
-    """The verdict summary, first: one paragraph computed from the claims' tests."""
-    ctx = _context(reports)
-    return Markdown(f"## Verdict\n\n{ctx['summary']}")
-
-
-def claims(reports: str | Path) -> HTML:
-    df = _csv(reports, "claims.csv")
-    colors = {"held": "#d9f2d9", "not held": "#f9d6d5", "within noise": "#fff4cc", "not tested": "#eeeeee"}
-    body = "".join(
-        f"<tr style='background:{colors.get(r['verdict'], '#fff')}'><td>{html.escape(str(r['claim']))}</td>"
-        f"<td><b>{html.escape(str(r['verdict']))}</b></td><td>{html.escape(str(r['evidence']))}</td>"
-        f"<td>{_number(r['min_detectable'])}</td></tr>"
-        for r in df.to_dict("records")
-    )
-    return HTML("<h2>Claims, tested</h2><table><tr><th>claim</th><th>verdict</th><th>evidence</th>"
-                f"<th>smallest detectable difference</th></tr>{body}</table>"
-                f"<p><b>Methods.</b> {html.escape(_context(reports)['methods'])}</p>")
-
-
-def consistency(reports: str | Path) -> Markdown:
-    return Markdown(f"## Is the paper's Table 1 consistent with its metrics?\n\n{_context(reports)['consistency']}")
-
-
-def table(reports: str | Path, name: str, caption: str) -> HTML:
-    df = _csv(reports, name)
-    if df.empty:
-        return HTML(f"<h3>{caption}</h3><p>no finished runs</p>")
-    return HTML(f"<h3>{caption}</h3>" + df.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
-
-
-def limits(reports: str | Path) -> Markdown:
-    ctx, runs, costs = _context(reports), _csv(reports, "runs.csv"), _csv(reports, "costs.csv")
-    epochs = sorted(runs["epochs"].dropna().astype(int).unique().tolist()) if not runs.empty else []
-    lines = [
-        "## Limits of this replication",
-        "- The paper gives no architecture details beyond Eq. 1-3 and no training recipe; the msga model, "
-        "the baseline sizes and the recipe here are our choices (documented in `params.yaml` and "
-        "`src/msga/models/msga.py`). Baselines are sized to within 2x of msga's parameters, so Table 1 "
-        "compares architectures at similar size, which the paper may not have done.",
-        f"- Training budget: {', '.join(map(str, epochs)) or 'no'} epochs per run (as the runs recorded it). Published "
-        "CIFAR-100 results from scratch train for 200-300 epochs (ResNet-18: 75.6% top-1 after 200 epochs, "
-        "weiaicunzai/pytorch-cifar100; CCT-7/3x1: 80.9% after 300, SHI-Labs/Compact-Transformers); absolute numbers "
-        "here are lower where the budget is shorter, while the comparisons use one budget for all.",
-        "- The paper reports ACC 0.81-0.89 on CIFAR-100 for all five models, above published results for "
-        "models of these kinds trained from scratch; and its Recall differs from its ACC in every row, which "
-        "macro recall over CIFAR-100's class-balanced test set rules out (see the claims).",
-        "- The noise level is our interpretation (additive Gaussian pixel noise on train and test images).",
+def limits(reports: str | Path) -> HTML:
+    ctx, t1 = _context(reports), _csv(reports, "table1.csv")
+    budget = "; ".join(f"{e} epochs: {', '.join(m)}" for e, m in models_per_epochs(reports).items()) or "no runs"
+    items = [
+        "The paper gives no architecture details beyond its Eq. 1-3 and no training recipe: the msga model, the "
+        "baseline sizes and the recipe here are this project's choices (<code>params.yaml</code>, "
+        "<code>src/msga/models/</code>). Baselines are sized to within 2× of msga's parameters, which the paper may "
+        "not have done.",
+        f"<b>Budget</b>, as the runs recorded it: {_esc(budget)}. Published CIFAR-100 results from "
+        "scratch train 200-300 epochs (ResNet-18: 75.6% top-1 after 200 epochs, weiaicunzai/pytorch-cifar100; "
+        "CCT-7/3x1: 80.9% after 300, SHI-Labs/Compact-Transformers). A shorter budget lowers every absolute number "
+        "and leaves untested whether the ranking holds at convergence: models that learn slowly (attention, MLP "
+        "mixing) may gain more from longer training than convolutions do.",
+        "The paper reports ACC 0.81-0.89 on CIFAR-100 for all five models, above published from-scratch results for "
+        "models of these kinds (MLP-Mixer nano: 67.5% after 300 epochs, omihub777/MLP-Mixer-CIFAR); and its Recall "
+        "differs from its ACC in every row, which macro recall over CIFAR-100's class-balanced test set rules out "
+        "(see the consistency section).",
+        "<b>Noise</b> is this project's reading of the paper's “noise level”: additive Gaussian pixel noise on train "
+        "and test images (Figure 4), and on test images only after clean training (Figure 4b).",
     ]
-    if not costs.empty and "msga" in set(costs["model"]):
-        flops = dict(zip(costs["model"], costs["flops_per_image"]))
-        ratios = ", ".join(f"{m}: {flops['msga'] / f:.1f}x" for m, f in flops.items() if m != "msga" and f)
-        lines.append(f"- Sizes are matched by parameters, not compute: msga's forward FLOPs per image relative to "
-                     f"each other model are {ratios}. A gain of msga may partly be a gain of compute.")
+    flops = dict(zip(t1["model"], t1["flops_per_image"]))
+    if not _missing(flops.get("msga")):
+        ratios = ", ".join(f"{m} {flops['msga'] / f:.2f}×" for m, f in flops.items() if m != "msga" and not _missing(f))
+        items.append("<b>Parameters or compute</b>: Table 1 matches parameters, not compute; msga's forward FLOPs "
+                     f"per image relative to each other model: {_esc(ratios)}. The compute-matched block reads the "
+                     "comparison at equal FLOPs; neither matches training time.")
     if ctx["dataset"].get("source") == "synthetic":
-        lines.append("- **This report was produced on the synthetic fixture: its numbers are not CIFAR-100 results.**")
-    return Markdown("\n".join(lines))
+        items.append("<b>This report was produced on the synthetic fixture: its numbers are not CIFAR-100 "
+                     "results.</b>")
+    return _section("limits", "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+
+
+def code_commits(reports) -> list[str]:
+    runs = _distinct_runs(reports)
+    return sorted(runs["git_commit"].dropna().astype(str).unique()) if not runs.empty else []
+
+
+def reproduce(reports: str | Path) -> HTML:
+    ctx = _context(reports)
+    commits = code_commits(reports)
+    commands = ("# the whole replication: data, every run, aggregation, this report\n"
+                "snakemake --cores all --resources gpu=1\n"
+                "# or through DVC, which versions params, data, metrics, plots and the report\n"
+                "dvc repro\n"
+                "# the offline demo on the synthetic fixture (minutes on a CPU)\n"
+                "snakemake --cores all --configfile workflow/demo.yaml")
+    items = [f"<b>Params hash</b> (sha256 of the resolved grid, <code>reports/grid.json</code>): "
+             f"<code>{_esc(ctx['grid_sha256'])}</code>",
+             "<b>Code commit(s) the runs recorded</b>: " + (", ".join(f"<code>{_esc(c)}</code>" for c in commits)
+                                                             or "none recorded") +
+             (" (<code>+dirty</code>: the working tree differed from the commit)" if any("dirty" in c for c in commits)
+              else "")]
+    return _section("reproduce", f"<pre><code>{_esc(commands)}</code></pre><ul>"
+                                 + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+
+
+# ---------------------------------------------------------------- the page
+
+
+CSS = """
+:root { --ink: #1d2430; --muted: #5b6472; --line: #d8dde5; --held: #d9f2d9; --not-held: #f9d6d5;
+        --noise: #fff1c2; --untested: #e9ebef; --over: #1f5fa8; --under: #b3261e; }
+* { box-sizing: border-box; }
+html { -webkit-text-size-adjust: 100%; }
+body { margin: 0; color: var(--ink); background: #fff; font: 16px/1.55 system-ui, -apple-system, "Segoe UI",
+       Roboto, "Helvetica Neue", Arial, sans-serif; overflow-wrap: break-word; }
+main { max-width: 68rem; margin: 0 auto; padding: 1rem 1.25rem 4rem; }
+h1 { font-size: 1.7rem; line-height: 1.25; margin: 1.2rem 0 0.6rem; }
+h2 { font-size: 1.35rem; margin: 2.4rem 0 0.6rem; padding-top: 0.6rem; border-top: 2px solid var(--line); }
+h3 { font-size: 1.08rem; margin: 1.6rem 0 0.4rem; }
+p, li { max-width: 48rem; }
+.lede { font-size: 1.05rem; color: var(--muted); }
+.note, figcaption, .sub, caption { color: var(--muted); font-size: 0.88rem; }
+.warning { background: #fff1c2; border-left: 4px solid #d9a400; padding: 0.6rem 0.9rem; }
+nav ol { columns: 2 14rem; padding-left: 1.4rem; margin: 0.5rem 0; }
+nav a { color: var(--over); }
+.table-wrap { max-width: 100%; overflow-x: auto; margin: 0.8rem 0; border: 1px solid var(--line);
+              border-radius: 4px; }
+table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
+th, td { text-align: left; vertical-align: top; padding: 0.45rem 0.6rem; border-bottom: 1px solid var(--line); }
+th { background: #f3f5f8; font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.nw { white-space: nowrap; }
+tbody tr:last-child td { border-bottom: none; }
+.ci { color: var(--muted); }
+.na { color: var(--muted); font-style: italic; }
+.over { color: var(--over); font-weight: 600; }
+.under { color: var(--under); font-weight: 600; }
+.chip { display: inline-block; padding: 0.05rem 0.55rem; border-radius: 999px; font-weight: 600;
+        font-size: 0.85rem; white-space: nowrap; }
+.chips .chip { margin: 0 0.4rem 0.4rem 0; font-size: 0.95rem; }
+.v-held, .a-pass { background: var(--held); }
+.v-not-held, .a-fail { background: var(--not-held); }
+.v-within-noise, .a-not-comparable { background: var(--noise); }
+.v-not-tested, .a-pipeline-only, .a-no-reference { background: var(--untested); }
+ul.methods { font-size: 0.92rem; }
+figure { margin: 1.4rem 0; }
+img { max-width: 100%; height: auto; display: block; }
+figcaption { margin-top: 0.3rem; max-width: 48rem; }
+pre { background: #f3f5f8; padding: 0.8rem; overflow-x: auto; white-space: pre-wrap; font-size: 0.88rem; }
+code { font-size: 0.9em; overflow-wrap: anywhere; }
+details summary { cursor: pointer; color: var(--over); }
+table.claims td:nth-child(3) { min-width: 21rem; }  /* the evidence: one difference a line */
+td:first-child, th:first-child { position: sticky; left: 0; background: #fff; }
+th:first-child { background: #f3f5f8; }
+@media (max-width: 600px) {
+  body { font-size: 15px; }
+  table.stack thead { display: none; }
+  table.stack tr { display: block; border-bottom: 1px solid var(--line); padding: 0.3rem 0; }
+  table.stack td { display: block; border: none; padding: 0.15rem 0.6rem; text-align: left; position: static;
+                   min-width: 0 !important; }
+  table.stack td::before { content: attr(data-label); display: block; font-size: 0.75rem; font-weight: 600;
+                           color: var(--muted); }
+  table.stack td:first-child { font-weight: 600; }
+  table.stack td:first-child::before { display: none; }
+  main { padding: 0.5rem 0.8rem 3rem; }
+  h1 { font-size: 1.35rem; }
+  th, td { padding: 0.35rem 0.45rem; }
+}
+"""
+
+
+def page(body: str) -> str:
+    """The report page around nbconvert's body: a title, the style sheet, nothing fetched."""
+    return (f"<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>\n<title>{_esc(TITLE)}</title>\n"
+            f"<style>{CSS}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n")
 
 
 def render(reports: str | Path, notebook: str | Path) -> Path:
-    """papermill executes the notebook into reports/replication.ipynb; nbconvert makes the HTML."""
+    """papermill executes the notebook into reports/replication.ipynb; nbconvert's body-only
+    ("basic") template makes the HTML of its outputs, and `page` wraps it: nbconvert's full
+    templates load require.js, MathJax and mermaid from the network, which a report needs none of."""
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
+    from traitlets.config import Config
 
     reports = Path(reports).resolve()
-    for name in ("context.json", "runs.csv", "table1.csv", "claims.csv", "problems.csv"):  # fail before executing
-        if not (reports / name).is_file():
+    for name in REPORT_INPUTS:  # fail before executing, with a message rather than a notebook traceback
+        if not (reports / name).exists():
             raise ReportInputMissing(f"{reports / name} is missing: run `msga aggregate` (or `snakemake`) first")
+    # No output path: papermill returns the executed notebook, which is written below through a
+    # temp file. Given the temp file itself it warns, since the temp name does not end in .ipynb.
+    # The kernel talks to papermill over unix sockets in a private folder (IPC transport): over
+    # TCP, unencrypted, any local user could read or send to it, and the kernel warns of that.
+    with tempfile.TemporaryDirectory(prefix="msga-kernel-") as sockets:
+        transport = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
+        nb = papermill.execute_notebook(
+            str(notebook), None, parameters={"reports": str(reports)}, kernel_name="python3",
+            progress_bar=False, cwd=str(reports.parent), language="python", config=transport,
+        )
+    nb.metadata["title"] = TITLE
     executed = reports / "replication.ipynb"
     with atomic_output(executed) as tmp:
-        papermill.execute_notebook(
-            str(notebook), str(tmp), parameters={"reports": str(reports)},
-            kernel_name="python3", progress_bar=False, cwd=str(reports.parent), language="python",
-        )
-    nb = nbformat.read(executed, as_version=4)
-    for cell in nb.cells:  # library warnings on stderr belong in the executed notebook, not the report
-        cell["outputs"] = [o for o in cell.get("outputs", []) if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    html, _ = exporter.from_notebook_node(nb)
+        nbformat.write(nb, str(tmp))
+    exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
     out = reports / "replication.html"
     with atomic_output(out) as tmp:
-        tmp.write_text(html)
+        tmp.write_text(page(body))
     return out
