@@ -137,8 +137,8 @@ def test_each_training_run_is_one_sbatch_job_with_a_gpu_and_the_results_equal_a_
 
     # the same DAG run locally trained the same numbers
     for run in runs:
-        there = json.loads((on_slurm / run.folder() / "metrics.json").read_text())
-        here = json.loads((local / run.folder() / "metrics.json").read_text())
+        there = json.loads((on_slurm / grid.folder(run) / "metrics.json").read_text())
+        here = json.loads((local / grid.folder(run) / "metrics.json").read_text())
         assert there["device"].startswith("cpu") and here["device"].startswith("cpu")
         assert there["config"] == here["config"]
         for metric in METRICS:

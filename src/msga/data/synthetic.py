@@ -85,9 +85,9 @@ def render(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if sel.any():
             texture[sel] = _texture(kind, angle, period, phase[sel])
     background = rng.uniform(0.0, 0.45, size=(b, 3, 1, 1)).astype(np.float32)
-    foreground = rng.uniform(0.55, 1.0, size=(b, 3, 1, 1)).astype(np.float32)
-    # "on" cells: the foreground colour modulated by the texture; "off" cells: flat background
-    fg = foreground * (0.65 + 0.35 * texture[:, None])  # (B, 3, 32, 32)
+    foreground = rng.uniform(0.55, 0.8, size=(b, 3, 1, 1)).astype(np.float32)
+    # "on" cells: the foreground colour plus the texture; "off" cells: flat background
+    fg = foreground + 0.2 * texture[:, None]  # (B, 3, 32, 32)
     img = np.where(mask[:, None] > 0, fg, background)
     img = img + rng.normal(0, 0.06, size=img.shape).astype(np.float32)
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
