@@ -54,6 +54,18 @@ def test_snakemake_renders_the_report_with_table1_and_figures(demo_repo):
     assert metrics["config"] == config and config["model"]["heads"] == 1  # the job trained what the DAG resolved
 
 
+def test_every_demo_run_learns_well_above_chance_with_a_rising_curve(demo_repo):
+    """The demo's report must not look broken: each of its runs ends at 3x chance or more (100
+    classes: chance is 1%), and its test accuracy rises from the first epoch to the last."""
+    grid = build_grid(load_params(str(demo_repo / "params.yaml")))
+    for run_ in grid.runs:
+        folder = demo_repo / grid.folder(run_)
+        acc = json.loads((folder / "metrics.json").read_text())["acc"]
+        curve = [json.loads(line)["test_acc"] for line in (folder / "history.jsonl").read_text().splitlines()]
+        assert acc >= 0.03, (run_.id, acc)
+        assert curve[-1] > curve[0], (run_.id, curve)
+
+
 def test_a_second_run_an_identical_configfile_or_a_moved_repository_plan_nothing(demo_repo, demo_copy, tmp_path):
     assert _planned(demo_repo) == {}
     same = tmp_path / "same-params.yaml"
