@@ -18,7 +18,7 @@ PACK = ("data/cifar.py", "data/format.py")
 DATA_PIPELINE = (*VERIFY, *EXTRACT, *PACK)  # from a verified archive to the packed tensors: names the data
 TRAIN = ("train.py", "evaluate.py", "data/loader.py", "data/augment.py", "models/cost.py", "recipe.py")  # every run; plus its model's files
 AGGREGATE = ("aggregate.py", "plots.py", "claims.py", "consistency.py", "metrics.py", "experiments.py", "runfiles.py", "outputs.py", "config.py")
-REPORT = ("report.py", "metrics.py")
+REPORT = ("report.py", "report_page.py", "metrics.py")
 
 
 def run_files(model: str) -> tuple[str, ...]:

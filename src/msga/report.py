@@ -8,8 +8,6 @@ screen. Functions that compute return numbers; the section functions turn them i
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 import re
@@ -23,8 +21,11 @@ from IPython.display import HTML
 from msga.errors import Failure
 from msga.io import atomic_output
 from msga.metrics import DEFINITIONS, HEADLINE, LABELS
+from msga.report_page import (
+    TITLE, diff_span, esc, figure_html, fmt_flops, fmt_params, fmt_score, fmt_seeds, html_table, is_missing, nowrap,
+    page, range_text,
+)
 
-TITLE = "Replication: image classification via joint multi-scale convolution and global attention, on CIFAR-100"
 PAPER = "Image Classification via Joint Multi-Scale Convolution and Global Attention Modeling"
 SECTIONS = (  # (anchor, heading): the order of the page and of its contents list
     ("verdict", "Verdict"),
@@ -93,93 +94,9 @@ def _distinct_runs(reports) -> pd.DataFrame:
     return runs.drop_duplicates(subset=["model", "variant", "seed"]) if not runs.empty else runs
 
 
-# ---------------------------------------------------------------- formatting
-
-
-def _esc(value) -> str:
-    return html.escape(str(value))
-
-
-def _missing(value) -> bool:
-    """None or NaN: a table cell with no number."""
-    return value is None or bool(pd.isna(value))
-
-
-def fmt_params(n) -> str:
-    """3110000 -> '3.11 M'."""
-    return "" if _missing(n) else f"{n / 1e6:.3g} M"
-
-
-def fmt_flops(f) -> str:
-    """Forward FLOPs per image: '0.99 GFLOPs' from 0.1 GFLOPs up, '17.3 MFLOPs' below."""
-    if _missing(f):
-        return ""
-    return f"{f / 1e9:.2f} GFLOPs" if f >= 1e8 else f"{f / 1e6:.3g} MFLOPs"
-
-
-def fmt_score(value, digits: int = 3) -> str:
-    return "" if _missing(value) else f"{round(value, digits) + 0.0:.{digits}f}"  # + 0.0: no "-0.000"
-
-
-def fmt_seeds(n) -> str:
-    if _missing(n) or int(n) == 0:
-        return "not run"
-    return "1 seed (no interval)" if int(n) == 1 else f"{int(n)} seeds"
-
-
-def _diff(value) -> str:
-    """A difference, coloured: blue above the reference, red below."""
-    if _missing(value):
-        return ""
-    value = round(value, 3) + 0.0
-    side = "over" if value >= 0 else "under"
-    return f"<span class='{side}'>{value:+.3f}</span>"
-
-
-def _nowrap(text: str) -> str:
-    return f"<span class='nw'>{text}</span>"
-
-
-def _table(header: list[str], rows: list[list[str]], caption: str = "", numeric: tuple[int, ...] = (),
-           stack: bool = False, name: str = "") -> str:
-    """An HTML table in a box that scrolls sideways on a narrow screen; cells are HTML already.
-    Columns whose index is in `numeric` are right-aligned numbers. A `stack` table (prose, not
-    numbers to compare down a column) turns each row into a card on a phone, every cell under
-    its column's name."""
-    names = [_esc(re.sub(r"<[^>]+>", " ", h).split("  ")[0].strip()) for h in header]
-    head = "".join(f"<th{' class=num' if i in numeric else ''}>{h}</th>" for i, h in enumerate(header))
-    body = "".join("<tr>" + "".join(f"<td{' class=num' if i in numeric else ''} data-label='{names[i]}'>{c}</td>"
-                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
-    cap = f"<caption>{caption}</caption>" if caption else ""
-    classes = " ".join(c for c in (name, "stack" if stack else "") if c)
-    kind = f" class='{classes}'" if classes else ""
-    return (f"<div class='table-wrap'><table{kind}>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
-            "</table></div>")
-
-
 def _section(anchor: str, body: str) -> HTML:
     heading = dict(SECTIONS)[anchor]
-    return HTML(f"<section id='{anchor}'><h2>{_esc(heading)}</h2>{body}</section>")
-
-
-def _figure(reports, name: str, heading: str, caption: str, alt: str) -> str:
-    """A figure from reports/figures, embedded as base64 so the page stays one file."""
-    path = Path(reports) / "figures" / name
-    if not path.exists():
-        return f"<h3>{_esc(heading)}</h3><p class='note'>The figure {_esc(name)} was not produced.</p>"
-    data = base64.b64encode(path.read_bytes()).decode()
-    return (f"<figure><h3>{_esc(heading)}</h3><img src='data:image/png;base64,{data}' alt='{_esc(alt)}'>"
-            f"<figcaption>{caption}</figcaption></figure>")
-
-
-def _range_text(values: pd.Series, names: pd.Series) -> str:
-    """'from 0.12 (crossvit) to 0.31 (msga)'."""
-    values = values.reset_index(drop=True)
-    names = names.reset_index(drop=True)
-    if values.dropna().empty:
-        return "no values"
-    low, high = values.idxmin(), values.idxmax()
-    return f"from {values[low]:.3f} ({names[low]}) to {values[high]:.3f} ({names[high]})"
+    return HTML(f"<section id='{anchor}'><h2>{esc(heading)}</h2>{body}</section>")
 
 
 # ---------------------------------------------------------------- the top of the page
@@ -190,15 +107,15 @@ def title(reports: str | Path) -> HTML:
     ctx, runs = _context(reports), _distinct_runs(reports)
     seeds = sorted(runs["seed"].unique().tolist()) if not runs.empty else []
     data = ("the synthetic offline fixture" if _synthetic(reports) else "CIFAR-100 (50,000 training and 10,000 test images)")
-    lines = [f"<h1>{_esc(TITLE)}</h1>",
-             f"<p class='lede'>A replication of <i>{_esc(PAPER)}</i>: its Table 1, its Figure 2 and the factors its "
+    lines = [f"<h1>{esc(TITLE)}</h1>",
+             f"<p class='lede'>A replication of <i>{esc(PAPER)}</i>: its Table 1, its Figure 2 and the factors its "
              f"abstract names, retrained from scratch on {data}. {len(runs)} of the grid's {ctx['runs_expected']} "
              f"training runs are in this report (seeds {', '.join(map(str, seeds)) or 'none'}).</p>"]
     if _synthetic(reports):
         lines.append("<p class='warning'><b>These results come from the SYNTHETIC offline fixture, not from "
                      "CIFAR-100.</b> They show that the pipeline runs end to end; they say nothing about the paper's "
                      "claims.</p>")
-    items = "".join(f"<li><a href='#{a}'>{_esc(h)}</a></li>" for a, h in SECTIONS)
+    items = "".join(f"<li><a href='#{a}'>{esc(h)}</a></li>" for a, h in SECTIONS)
     lines.append(f"<nav aria-label='Contents'><ol>{items}</ol></nav>")
     return HTML("".join(lines))
 
@@ -212,7 +129,7 @@ def verdicts(reports: str | Path) -> HTML:
     """The verdict summary, first: counts per verdict and the paragraph computed from the tests."""
     counts = verdict_counts(reports)
     chips = "".join(f"<span class='chip v-{v.replace(' ', '-')}'>{n} {v}</span>" for v, n in counts.items())
-    return _section("verdict", f"<p class='chips'>{chips}</p><p>{_esc(_context(reports)['summary'])}</p>")
+    return _section("verdict", f"<p class='chips'>{chips}</p><p>{esc(_context(reports)['summary'])}</p>")
 
 
 def _sentences(text: str) -> list[str]:
@@ -229,15 +146,15 @@ def claims(reports: str | Path) -> HTML:
     """Each claim, its verdict (coloured), its evidence and the smallest difference the seeds
     could detect; then how the verdicts were reached."""
     df = _csv(reports, "claims.csv")
-    rows = [[_esc(r["claim"]), f"<span class='chip v-{str(r['verdict']).replace(' ', '-')}'>{_esc(r['verdict'])}</span>",
-             "<br>".join(_keep_intervals(_esc(part)) for part in str(r["evidence"]).split("; ")),  # a line each
+    rows = [[esc(r["claim"]), f"<span class='chip v-{str(r['verdict']).replace(' ', '-')}'>{esc(r['verdict'])}</span>",
+             "<br>".join(_keep_intervals(esc(part)) for part in str(r["evidence"]).split("; ")),  # a line each
              fmt_score(r["min_detectable"], 4) or "&ndash;"] for r in df.to_dict("records")]
-    table = _table(["Claim of the paper", "Verdict", "Evidence (differences: mean [95% interval])",
+    table = html_table(["Claim of the paper", "Verdict", "Evidence (differences: mean [95% interval])",
                     "Smallest detectable difference"], rows, numeric=(3,), stack=True, name="claims")
     ctx = _context(reports)
     sentences = _sentences(ctx["methods"])
-    methods = (f"<p><b>How the verdicts were reached</b> (alpha = {ctx['alpha']}): {_esc(sentences[0])}</p>"
-               "<ul class='methods'>" + "".join(f"<li>{_esc(s)}</li>" for s in sentences[1:]) + "</ul>")
+    methods = (f"<p><b>How the verdicts were reached</b> (alpha = {ctx['alpha']}): {esc(sentences[0])}</p>"
+               "<ul class='methods'>" + "".join(f"<li>{esc(s)}</li>" for s in sentences[1:]) + "</ul>")
     note = ("<p class='note'>A smallest detectable difference is the difference the test would find with 80% power "
             "at these seeds' spread: a claim within noise with a large one was barely tested.</p>")
     return _section("claims", table + note + methods)
@@ -249,12 +166,12 @@ def claims(reports: str | Path) -> HTML:
 def _score_cell(mean, half, reference=None, difference=None) -> str:
     """Our mean ± the 95% half-width, and below it a reference value (the column's header names
     it) with our difference to it."""
-    if _missing(mean):
+    if is_missing(mean):
         return "<span class='na'>not run</span>"
     cell = f"<span class='nw'><b>{fmt_score(mean)}</b>"
-    cell += "</span>" if _missing(half) else f" <span class='ci'>± {fmt_score(half)}</span></span>"
-    if not _missing(reference):
-        cell += f"<br><span class='nw'><span class='sub'>{fmt_score(reference)}</span> {_diff(difference)}</span>"
+    cell += "</span>" if is_missing(half) else f" <span class='ci'>± {fmt_score(half)}</span></span>"
+    if not is_missing(reference):
+        cell += f"<br><span class='nw'><span class='sub'>{fmt_score(reference)}</span> {diff_span(difference)}</span>"
     return cell
 
 
@@ -264,8 +181,8 @@ def _model_rows(df: pd.DataFrame, label_column: str, reference: pd.Series | None
     seeds."""
     rows = []
     for r in df.to_dict("records"):
-        n = 0 if _missing(r.get("n_seeds")) else int(r["n_seeds"])
-        cells = [f"<b>{_esc(r['model'])}</b><br><span class='sub'>{_esc(r.get(label_column) or '')}</span>"]
+        n = 0 if is_missing(r.get("n_seeds")) else int(r["n_seeds"])
+        cells = [f"<b>{esc(r['model'])}</b><br><span class='sub'>{esc(r.get(label_column) or '')}</span>"]
         for m in HEADLINE:
             mean = r.get(f"{m}_mean")
             if reference is None:
@@ -274,9 +191,9 @@ def _model_rows(df: pd.DataFrame, label_column: str, reference: pd.Series | None
                 ref = difference = None
             else:
                 ref = reference[f"{m}_mean"]
-                difference = None if _missing(mean) or _missing(ref) else mean - ref
+                difference = None if is_missing(mean) or is_missing(ref) else mean - ref
             cells.append(_score_cell(mean, r.get(f"{m}_ci95"), ref, difference))
-        cells += [_nowrap(fmt_params(r.get("params"))), _nowrap(fmt_flops(r.get("flops_per_image"))), fmt_seeds(n)]
+        cells += [nowrap(fmt_params(r.get("params"))), nowrap(fmt_flops(r.get("flops_per_image"))), fmt_seeds(n)]
         rows.append(cells)
     return rows
 
@@ -304,7 +221,7 @@ def table1(reports: str | Path) -> HTML:
     t1 = _csv(reports, "table1.csv")
     intro = ("<p>The paper's five models, each beside this replication's result. The baselines are sized to within "
              "about 2× of msga's parameters (the paper gives no sizes).</p>")
-    table = _table(model_header(), _model_rows(t1, "paper_row"), numeric=NUMERIC)
+    table = html_table(model_header(), _model_rows(t1, "paper_row"), numeric=NUMERIC)
     return _section("table1", intro + table + _model_table_note())
 
 
@@ -312,11 +229,11 @@ def table1_figure(reports: str | Path) -> HTML:
     t1 = _csv(reports, "table1.csv")
     ran = t1.dropna(subset=["acc_mean"])
     alt = (f"Dot plot in four panels, AUC, ACC, Precision and Recall on a 0 to 1 axis, one row per model of Table 1. "
-           f"This replication's ACC runs {_range_text(ran['acc_mean'], ran['model'])}; the paper's ACC runs "
-           f"{_range_text(t1['paper_acc'], t1['model'])}.")
+           f"This replication's ACC runs {range_text(ran['acc_mean'], ran['model'])}; the paper's ACC runs "
+           f"{range_text(t1['paper_acc'], t1['model'])}.")
     caption = ("Table 1 as a picture: filled dots are our means, the bars their 95% t-intervals over seeds (none with "
                "one seed); open diamonds are the paper's values. The axis spans the whole 0 to 1 range.")
-    return HTML(_figure(reports, "table1.png", "Figure: Table 1, ours beside the paper", caption, alt))
+    return HTML(figure_html(reports, "table1.png", "Figure: Table 1, ours beside the paper", caption, alt))
 
 
 def ranking(df: pd.DataFrame, key: str = "model") -> list[str]:
@@ -357,8 +274,8 @@ def compute_matched(reports: str | Path) -> HTML:
              "the same architecture.</p>")
     if matched.empty:
         return _section("compute", intro + "<p class='note'>No compute-matched run has finished.</p>")
-    table = _table(model_header(), _model_rows(matched, "paper_row"), numeric=NUMERIC)
-    return _section("compute", intro + table + f"<p><b>Ranking.</b> {_esc(ranking_text(t1, matched))}</p>")
+    table = html_table(model_header(), _model_rows(matched, "paper_row"), numeric=NUMERIC)
+    return _section("compute", intro + table + f"<p><b>Ranking.</b> {esc(ranking_text(t1, matched))}</p>")
 
 
 def cost_figure(reports: str | Path) -> HTML:
@@ -371,7 +288,7 @@ def cost_figure(reports: str | Path) -> HTML:
     caption = ("Circles: Table 1's models (matched in parameters); triangles: the compute-matched baselines; the "
                "colour is the architecture, and an arrow joins its two sizes. Bars: 95% t-intervals over seeds "
                "(none with one seed).")
-    return HTML(_figure(reports, "cost_accuracy.png", "Figure: accuracy against compute and against parameters",
+    return HTML(figure_html(reports, "cost_accuracy.png", "Figure: accuracy against compute and against parameters",
                         caption, alt))
 
 
@@ -406,7 +323,7 @@ def sweep_figure(reports, experiment: str) -> str:
         parts.append("ACC (open squares) and Recall (dashed) coincide.")
     if not sweep["in_paper"]:
         parts.append("Not in the paper, whose abstract names this factor in words only.")
-    return _figure(reports, sweep["figure"], sweep["title"], _esc(" ".join(parts)),
+    return figure_html(reports, sweep["figure"], sweep["title"], esc(" ".join(parts)),
                    _sweep_alt(df, sweep["x"], sweep["label"], sweep["metrics"]))
 
 
@@ -434,7 +351,7 @@ def ablation(reports: str | Path) -> HTML:
         return _section("ablation", intro + "<p class='note'>No ablation run has finished.</p>")
     full = abl[abl["model"] == "msga"]
     reference = full.iloc[0] if not full.empty else None
-    table = _table(model_header("msga"), _model_rows(abl, "role", reference), numeric=NUMERIC)
+    table = html_table(model_header("msga"), _model_rows(abl, "role", reference), numeric=NUMERIC)
     note = ("<p class='note'>Each score: mean over seeds ± the half-width of its 95% t-interval (none with one "
             "seed); below it msga's value and the difference to it (<span class='under'>red</span>: below msga). "
             "The claim that the components are complementary (msga above msga_local and msga_global on ACC) is "
@@ -442,7 +359,7 @@ def ablation(reports: str | Path) -> HTML:
     rows = abl.dropna(subset=["acc_mean"])
     alt = ("Grouped bar chart on a 0 to 1 axis of AUC, ACC, Precision and Recall for the ablation's models. ACC: "
            + ", ".join(f"{m} {v:.3f}" for m, v in zip(rows["model"], rows["acc_mean"])) + ".")
-    figure = _figure(reports, "ablation.png", "Figure: ablation",
+    figure = figure_html(reports, "ablation.png", "Figure: ablation",
                      "Bars: means over seeds; whiskers: 95% t-intervals (none with one seed). The axis starts at 0, "
                      "so bar lengths compare.", alt)
     return _section("ablation", intro + table + note + figure)
@@ -490,17 +407,17 @@ def anchor(reports: str | Path) -> HTML:
     for r in df.to_dict("records"):
         check = anchor_check(r, _synthetic(reports))
         ref = check["reference"]
-        literature = (f"{fmt_score(ref['acc'])}<br><span class='sub'>{ref['epochs']} epochs, {_esc(ref['source'])}"
+        literature = (f"{fmt_score(ref['acc'])}<br><span class='sub'>{ref['epochs']} epochs, {esc(ref['source'])}"
                       "</span>" if ref else "none")
-        difference = (_diff(check["difference"]) if check["status"] in ("pass", "fail")  # colour only a real check
+        difference = (diff_span(check["difference"]) if check["status"] in ("pass", "fail")  # colour only a real check
                       else f"<span class='sub'>{round(check['difference'], 3) + 0.0:+.3f}</span>"
                       if check["difference"] is not None else "")
-        rows.append([f"<b>{_esc(r['model'])}</b>", _score_cell(r["acc_mean"], r["acc_ci95"]), literature, difference,
+        rows.append([f"<b>{esc(r['model'])}</b>", _score_cell(r["acc_mean"], r["acc_ci95"]), literature, difference,
                      f"<span class='chip a-{check['status'].replace(' ', '-')}'>{check['status']}</span>",
-                     f"{int(r['epochs'])}", fmt_seeds(r["n_seeds"]), _nowrap(fmt_params(r["params"])),
-                     _nowrap(fmt_flops(r["flops_per_image"]))])
-        meanings.append(f"<p><b>{_esc(r['model'])}: {check['status']}.</b> {ANCHOR_MEANING.get(check['status'], '')}</p>")
-    table = _table(["Model", "ACC (ours)", "Literature ACC", "Ours − literature",
+                     f"{int(r['epochs'])}", fmt_seeds(r["n_seeds"]), nowrap(fmt_params(r["params"])),
+                     nowrap(fmt_flops(r["flops_per_image"]))])
+        meanings.append(f"<p><b>{esc(r['model'])}: {check['status']}.</b> {ANCHOR_MEANING.get(check['status'], '')}</p>")
+    table = html_table(["Model", "ACC (ours)", "Literature ACC", "Ours − literature",
                     f"Within ±{ANCHOR_TOLERANCE * 100:.0f} points?", "Epochs", "Seeds", "Params", "FLOPs / image"],
                    rows, numeric=(1, 2, 3, 5, 7, 8))
     return _section("anchor", intro + table + "".join(meanings))
@@ -513,7 +430,7 @@ def tune_summary(reports) -> pd.DataFrame:
         return pd.DataFrame(columns=["model", "best_lr", "table1_lr", "agrees"])
     best = tune[tune["best"].astype(bool)].set_index("model")
     out = pd.DataFrame({"model": best.index, "best_lr": best["lr"].values, "table1_lr": best["table1_lr"].values})
-    out["agrees"] = [not _missing(t) and math.isclose(b, t, rel_tol=1e-9) for b, t in zip(out["best_lr"], out["table1_lr"])]
+    out["agrees"] = [not is_missing(t) and math.isclose(b, t, rel_tol=1e-9) for b, t in zip(out["best_lr"], out["table1_lr"])]
     return out
 
 
@@ -529,27 +446,27 @@ def tune(reports: str | Path) -> HTML:
     rows = []
     for model, group in df.groupby("model", sort=False):
         by_lr = group.set_index("lr")
-        cells = [f"<b>{_esc(model)}</b>"]
+        cells = [f"<b>{esc(model)}</b>"]
         for lr in rates:
             if lr not in by_lr.index:
                 cells.append("")
                 continue
             r = by_lr.loc[lr]
             star = " ★" if bool(r["best"]) else ""
-            cells.append(_nowrap(f"{'<b>' if star else ''}{r['val_acc_mean']:.3f}{star}{'</b>' if star else ''}"))
+            cells.append(nowrap(f"{'<b>' if star else ''}{r['val_acc_mean']:.3f}{star}{'</b>' if star else ''}"))
         used = summary.loc[model]
-        cells += [f"{used['table1_lr']:g}" if not _missing(used["table1_lr"]) else "not run",
+        cells += [f"{used['table1_lr']:g}" if not is_missing(used["table1_lr"]) else "not run",
                   "yes" if used["agrees"] else "<span class='under'>no</span>"]
         rows.append(cells)
-    table = _table(["Model", *(f"lr {lr:g}" for lr in rates), "Table 1 trained with", "The winner?"], rows,
+    table = html_table(["Model", *(f"lr {lr:g}" for lr in rates), "Table 1 trained with", "The winner?"], rows,
                    numeric=tuple(range(1, len(rates) + 2)))
     off = summary[~summary["agrees"]]
     advice = ""
     if not off.empty:
         names = ", ".join(f"{m} (winner {r['best_lr']:g}, Table 1 "
-                          f"{'not run yet' if _missing(r['table1_lr']) else format(r['table1_lr'], 'g')})"
+                          f"{'not run yet' if is_missing(r['table1_lr']) else format(r['table1_lr'], 'g')})"
                           for m, r in off.iterrows())
-        advice = (f"<p class='warning'>Table 1 did not train {_esc(names)} at its winning learning rate. Run "
+        advice = (f"<p class='warning'>Table 1 did not train {esc(names)} at its winning learning rate. Run "
                   "<code>msga tune --apply</code> (it writes each winner into <code>train.per_model</code> of "
                   "params.yaml; review and commit it), then <code>snakemake --cores all --resources gpu=1</code> "
                   "to retrain the runs that change.</p>")
@@ -582,12 +499,12 @@ def _recall_figure(reports, df: pd.DataFrame) -> str:
     alt = (f"Step chart of msga's recall for each of its {len(df)} classes, sorted from lowest to highest on a 0 to "
            f"1 axis: from {df['recall_mean'].min():.2f} to {df['recall_mean'].max():.2f}, mean "
            f"{df['recall_mean'].mean():.3f}.")
-    figure = _figure(reports, "per_class_recall.png", "Figure: msga's recall per class",
-                     _esc(f"Classes sorted by recall (mean over {_seeds_text(seeds)}); {band}; the dashed line is the "
+    figure = figure_html(reports, "per_class_recall.png", "Figure: msga's recall per class",
+                     esc(f"Classes sorted by recall (mean over {_seeds_text(seeds)}); {band}; the dashed line is the "
                           "mean over classes, which equals ACC on a class-balanced test set."), alt)
     hardest = ", ".join(f"{r['class_name']} {r['recall_mean']:.2f}" for r in df.head(5).to_dict("records"))
     easiest = ", ".join(f"{r['class_name']} {r['recall_mean']:.2f}" for r in df.tail(5)[::-1].to_dict("records"))
-    return figure + f"<p><b>Hardest classes</b> (recall): {_esc(hardest)}.<br><b>Easiest</b>: {_esc(easiest)}.</p>"
+    return figure + f"<p><b>Hardest classes</b> (recall): {esc(hardest)}.<br><b>Easiest</b>: {esc(easiest)}.</p>"
 
 
 def _confusion_figure(reports, shares: pd.DataFrame, seeds: int) -> str:
@@ -597,10 +514,10 @@ def _confusion_figure(reports, shares: pd.DataFrame, seeds: int) -> str:
     alt = (f"Heat map of msga's {len(shares)} by {len(shares)} confusion matrix, true class down, predicted class "
            f"across, each row as shares of that class's test images. Mean diagonal share {diagonal:.3f}. "
            f"Largest confusions: {pairs}.")
-    figure = _figure(reports, "confusion.png", "Figure: msga's confusion matrix",
-                     _esc(f"Summed over {_seeds_text(seeds)}, each row divided by its total; classes by index; a "
+    figure = figure_html(reports, "confusion.png", "Figure: msga's confusion matrix",
+                     esc(f"Summed over {_seeds_text(seeds)}, each row divided by its total; classes by index; a "
                           "square-root colour scale so that confusions of a few percent show."), alt)
-    return figure + f"<p><b>Most confused</b> (true → predicted, share of the true class): {_esc(pairs)}.</p>"
+    return figure + f"<p><b>Most confused</b> (true → predicted, share of the true class): {esc(pairs)}.</p>"
 
 
 def per_class(reports: str | Path) -> HTML:
@@ -626,9 +543,9 @@ def curves(reports: str | Path) -> HTML:
            "1: training loss, and test accuracy. Final test ACC: "
            + ", ".join(f"{m} {v:.3f}" for m, v in final.items()) + ".")
     band = f"bands: the range over {seeds} seeds" if seeds > 1 else "one seed, so no bands"
-    caption = _esc(f"Table 1's models, per epoch: training loss (cross-entropy with the recipe's label smoothing, on "
+    caption = esc(f"Table 1's models, per epoch: training loss (cross-entropy with the recipe's label smoothing, on "
                    f"augmented images) and test ACC; lines are means over seeds, {band}.")
-    return _section("curves", _figure(reports, "curves.png", "Figure: training curves", caption, alt))
+    return _section("curves", figure_html(reports, "curves.png", "Figure: training curves", caption, alt))
 
 
 # ---------------------------------------------------------------- problems, consistency
@@ -639,12 +556,12 @@ def problems(reports: str | Path) -> HTML:
     if df.empty:
         return _section("problems", "<p>All runs of the grid finished, each with the configuration the grid gives it.</p>")
     counts = df["status"].value_counts()
-    head = "; ".join(f"<b>{n} {_esc(status)}</b>" for status, n in counts.items())
+    head = "; ".join(f"<b>{n} {esc(status)}</b>" for status, n in counts.items())
     stale = ("<p>A <b>stale</b> run was trained with another configuration than the grid now gives; it is left out "
              "of every table until it is trained again.</p>" if "stale" in counts else "")
-    rows = [[_esc(r["status"]), f"<code>{_esc(r['model'])}/{_esc(r['variant'])}/seed{int(r['seed'])}</code>",
-             _esc(r["experiments"]), _esc(r["reason"])] for r in df.to_dict("records")]
-    table = _table(["Status", "Run", "Serves", "Why"], rows, stack=True)
+    rows = [[esc(r["status"]), f"<code>{esc(r['model'])}/{esc(r['variant'])}/seed{int(r['seed'])}</code>",
+             esc(r["experiments"]), esc(r["reason"])] for r in df.to_dict("records")]
+    table = html_table(["Status", "Run", "Serves", "Why"], rows, stack=True)
     return _section("problems", f"<p>{head}: the tables use only the finished, current runs.</p>{stale}"
                                 f"<details{' open' if len(df) <= 8 else ''}><summary>The {len(df)} run(s)</summary>"
                                 f"{table}</details>")
@@ -655,26 +572,26 @@ def consistency(reports: str | Path) -> HTML:
     rows = []
     batches = sorted(int(c.rsplit("batch", 1)[1]) for c in df.columns if c.startswith("acc_minus_recall_batch"))
     for r in df.to_dict("records"):
-        rows.append([f"<b>{_esc(r['model'])}</b>", fmt_score(r["acc_minus_recall_paper"]),
+        rows.append([f"<b>{esc(r['model'])}</b>", fmt_score(r["acc_minus_recall_paper"]),
                      fmt_score(r.get("acc_minus_recall_ours")) or "&ndash;",
                      *(fmt_score(r.get(f"acc_minus_recall_batch{b}")) or "&ndash;" for b in batches),
                      fmt_score(r["acc_minus_precision_paper"]), fmt_score(r.get("acc_minus_precision_ours")) or "&ndash;"])
-    table = _table(["Model", "ACC − Recall: paper", "ours, whole test set",
+    table = html_table(["Model", "ACC − Recall: paper", "ours, whole test set",
                     *(f"ours, per test batch of {b}" for b in batches), "ACC − Precision: paper",
                     "ours, whole test set"],
                    rows, numeric=tuple(range(1, 5 + len(batches))))
     runs, paper = _distinct_runs(reports), _csv(reports, "table1.csv")
     alt = (f"Scatter plot of AUC (0.5 to 1) against ACC (0 to 1): {len(runs)} runs of this replication, ACC "
-           f"{_range_text(runs['acc'], runs['model']) if not runs.empty else 'none'}; and the paper's {len(paper)} "
+           f"{range_text(runs['acc'], runs['model']) if not runs.empty else 'none'}; and the paper's {len(paper)} "
            f"rows, ACC {paper['paper_acc'].min():.3f} to {paper['paper_acc'].max():.3f} with AUC "
            f"{paper['paper_auc'].min():.3f} to {paper['paper_auc'].max():.3f}.")
-    figure = _figure(reports, "auc_vs_acc.png", "Figure: AUC against ACC",
+    figure = figure_html(reports, "auc_vs_acc.png", "Figure: AUC against ACC",
                      "Every finished run of this replication (dots) and the five rows of the paper's Table 1 (stars): "
                      "how AUC goes with ACC here, beside the pairs the paper reports.", alt)
     note = ("<p class='note'>Means over seeds of our Table 1 runs, recomputed from their saved test predictions. "
             "‘Per test batch’: macro recall computed on each consecutive test batch, then averaged, an undisclosed "
             "computation that would give Recall below ACC.</p>")
-    return _section("consistency", f"<p>{_esc(ctx['consistency'])}</p>" + table + note + figure)
+    return _section("consistency", f"<p>{esc(ctx['consistency'])}</p>" + table + note + figure)
 
 
 # ---------------------------------------------------------------- what was run, limits, reproduce
@@ -708,18 +625,18 @@ def overview(reports: str | Path) -> HTML:
     dataset = (f"synthetic CIFAR-100-format fixture ({data['train_per_class']}/{data['test_per_class']} images per "
                f"class, seed {data['seed']})" if data.get("source") == "synthetic"
                else f"CIFAR-100 (archive md5 {data.get('md5')}): 50,000 train / 10,000 test images")
-    items = [f"<b>Dataset</b>: {_esc(dataset)}; the test set is used once per epoch for the curves and for the "
+    items = [f"<b>Dataset</b>: {esc(dataset)}; the test set is used once per epoch for the curves and for the "
              "final metrics, never to choose anything (learning rates are tuned on a validation split)."]
     if not runs.empty:
         for recipe, models in recipes(reports).items():
-            items.append(f"<b>Recipe of {_esc(', '.join(models))}</b> (as the runs recorded it): {_esc(recipe)}.")
+            items.append(f"<b>Recipe of {esc(', '.join(models))}</b> (as the runs recorded it): {esc(recipe)}.")
         items += [
             "<b>Noise level</b>: read as additive Gaussian pixel noise of std sigma (in [0, 1] pixel units) on train "
             "and test images, clamped to valid pixels; the paper does not define it.",
             f"<b>Runs</b>: {len(runs)} of the {ctx['runs_expected']} distinct training runs of the grid; seeds "
-            f"{_esc(sorted(runs['seed'].unique().tolist()))}.",
-            f"<b>Hardware</b>: {_esc(', '.join(sorted(runs['device'].dropna().unique())))}.",
-            f"<b>Software</b>: torch {_esc(', '.join(sorted(runs['torch'].dropna().astype(str).unique())))}.",
+            f"{esc(sorted(runs['seed'].unique().tolist()))}.",
+            f"<b>Hardware</b>: {esc(', '.join(sorted(runs['device'].dropna().unique())))}.",
+            f"<b>Software</b>: torch {esc(', '.join(sorted(runs['torch'].dropna().astype(str).unique())))}.",
             f"<b>Compute</b>: {runs['wall_seconds'].sum() / 60:.1f} minutes of training-job wall time "
             f"({runs['train_seconds'].sum() / 60:.1f} in training steps).",
         ]
@@ -742,7 +659,7 @@ def limits(reports: str | Path) -> HTML:
         "baseline sizes and the recipe here are this project's choices (<code>params.yaml</code>, "
         "<code>src/msga/models/</code>). Baselines are sized to within 2× of msga's parameters, which the paper may "
         "not have done.",
-        f"<b>Budget</b>, as the runs recorded it: {_esc(budget)}. Published CIFAR-100 results from "
+        f"<b>Budget</b>, as the runs recorded it: {esc(budget)}. Published CIFAR-100 results from "
         "scratch train 200-300 epochs (ResNet-18: 75.6% top-1 after 200 epochs, weiaicunzai/pytorch-cifar100; "
         "CCT-7/3x1: 80.9% after 300, SHI-Labs/Compact-Transformers). A shorter budget lowers every absolute number "
         "and leaves untested whether the ranking holds at convergence: models that learn slowly (attention, MLP "
@@ -755,10 +672,10 @@ def limits(reports: str | Path) -> HTML:
         "and test images (Figure 4), and on test images only after clean training (Figure 4b).",
     ]
     flops = dict(zip(t1["model"], t1["flops_per_image"]))
-    if not _missing(flops.get("msga")):
-        ratios = ", ".join(f"{m} {flops['msga'] / f:.2f}×" for m, f in flops.items() if m != "msga" and not _missing(f))
+    if not is_missing(flops.get("msga")):
+        ratios = ", ".join(f"{m} {flops['msga'] / f:.2f}×" for m, f in flops.items() if m != "msga" and not is_missing(f))
         items.append("<b>Parameters or compute</b>: Table 1 matches parameters, not compute; msga's forward FLOPs "
-                     f"per image relative to each other model: {_esc(ratios)}. The compute-matched block reads the "
+                     f"per image relative to each other model: {esc(ratios)}. The compute-matched block reads the "
                      "comparison at equal FLOPs; neither matches training time.")
     if ctx["dataset"].get("source") == "synthetic":
         items.append("<b>This report was produced on the synthetic fixture: its numbers are not CIFAR-100 "
@@ -781,86 +698,13 @@ def reproduce(reports: str | Path) -> HTML:
                 "# the offline demo on the synthetic fixture (minutes on a CPU)\n"
                 "snakemake --cores all --configfile workflow/demo.yaml")
     items = [f"<b>Params hash</b> (sha256 of the resolved grid, <code>reports/grid.json</code>): "
-             f"<code>{_esc(ctx['grid_sha256'])}</code>",
-             "<b>Code commit(s) the runs recorded</b>: " + (", ".join(f"<code>{_esc(c)}</code>" for c in commits)
+             f"<code>{esc(ctx['grid_sha256'])}</code>",
+             "<b>Code commit(s) the runs recorded</b>: " + (", ".join(f"<code>{esc(c)}</code>" for c in commits)
                                                              or "none recorded") +
              (" (<code>+dirty</code>: the working tree differed from the commit)" if any("dirty" in c for c in commits)
               else "")]
-    return _section("reproduce", f"<pre><code>{_esc(commands)}</code></pre><ul>"
+    return _section("reproduce", f"<pre><code>{esc(commands)}</code></pre><ul>"
                                  + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
-
-
-# ---------------------------------------------------------------- the page
-
-
-CSS = """
-:root { --ink: #1d2430; --muted: #5b6472; --line: #d8dde5; --held: #d9f2d9; --not-held: #f9d6d5;
-        --noise: #fff1c2; --untested: #e9ebef; --over: #1f5fa8; --under: #b3261e; }
-* { box-sizing: border-box; }
-html { -webkit-text-size-adjust: 100%; }
-body { margin: 0; color: var(--ink); background: #fff; font: 16px/1.55 system-ui, -apple-system, "Segoe UI",
-       Roboto, "Helvetica Neue", Arial, sans-serif; overflow-wrap: break-word; }
-main { max-width: 68rem; margin: 0 auto; padding: 1rem 1.25rem 4rem; }
-h1 { font-size: 1.7rem; line-height: 1.25; margin: 1.2rem 0 0.6rem; }
-h2 { font-size: 1.35rem; margin: 2.4rem 0 0.6rem; padding-top: 0.6rem; border-top: 2px solid var(--line); }
-h3 { font-size: 1.08rem; margin: 1.6rem 0 0.4rem; }
-p, li { max-width: 48rem; }
-.lede { font-size: 1.05rem; color: var(--muted); }
-.note, figcaption, .sub, caption { color: var(--muted); font-size: 0.88rem; }
-.warning { background: #fff1c2; border-left: 4px solid #d9a400; padding: 0.6rem 0.9rem; }
-nav ol { columns: 2 14rem; padding-left: 1.4rem; margin: 0.5rem 0; }
-nav a { color: var(--over); }
-.table-wrap { max-width: 100%; overflow-x: auto; margin: 0.8rem 0; border: 1px solid var(--line);
-              border-radius: 4px; }
-table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
-th, td { text-align: left; vertical-align: top; padding: 0.45rem 0.6rem; border-bottom: 1px solid var(--line); }
-th { background: #f3f5f8; font-weight: 600; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.nw { white-space: nowrap; }
-tbody tr:last-child td { border-bottom: none; }
-.ci { color: var(--muted); }
-.na { color: var(--muted); font-style: italic; }
-.over { color: var(--over); font-weight: 600; }
-.under { color: var(--under); font-weight: 600; }
-.chip { display: inline-block; padding: 0.05rem 0.55rem; border-radius: 999px; font-weight: 600;
-        font-size: 0.85rem; white-space: nowrap; }
-.chips .chip { margin: 0 0.4rem 0.4rem 0; font-size: 0.95rem; }
-.v-held, .a-pass { background: var(--held); }
-.v-not-held, .a-fail { background: var(--not-held); }
-.v-within-noise, .a-not-comparable { background: var(--noise); }
-.v-not-tested, .a-pipeline-only, .a-no-reference { background: var(--untested); }
-ul.methods { font-size: 0.92rem; }
-figure { margin: 1.4rem 0; }
-img { max-width: 100%; height: auto; display: block; }
-figcaption { margin-top: 0.3rem; max-width: 48rem; }
-pre { background: #f3f5f8; padding: 0.8rem; overflow-x: auto; white-space: pre-wrap; font-size: 0.88rem; }
-code { font-size: 0.9em; overflow-wrap: anywhere; }
-details summary { cursor: pointer; color: var(--over); }
-table.claims td:nth-child(3) { min-width: 21rem; }  /* the evidence: one difference a line */
-td:first-child, th:first-child { position: sticky; left: 0; background: #fff; }
-th:first-child { background: #f3f5f8; }
-@media (max-width: 600px) {
-  body { font-size: 15px; }
-  table.stack thead { display: none; }
-  table.stack tr { display: block; border-bottom: 1px solid var(--line); padding: 0.3rem 0; }
-  table.stack td { display: block; border: none; padding: 0.15rem 0.6rem; text-align: left; position: static;
-                   min-width: 0 !important; }
-  table.stack td::before { content: attr(data-label); display: block; font-size: 0.75rem; font-weight: 600;
-                           color: var(--muted); }
-  table.stack td:first-child { font-weight: 600; }
-  table.stack td:first-child::before { display: none; }
-  main { padding: 0.5rem 0.8rem 3rem; }
-  h1 { font-size: 1.35rem; }
-  th, td { padding: 0.35rem 0.45rem; }
-}
-"""
-
-
-def page(body: str) -> str:
-    """The report page around nbconvert's body: a title, the style sheet, nothing fetched."""
-    return (f"<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>\n<title>{_esc(TITLE)}</title>\n"
-            f"<style>{CSS}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n")
 
 
 def render(reports: str | Path, notebook: str | Path) -> Path:
