@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from msga.config import Grid
-from msga.folderlock import read_owner
+from msga.folderlock import running_owner
 from msga.runfiles import FINISHED, IN_PROGRESS, RunState, current_state
 
 
@@ -47,18 +47,7 @@ def collect(grid: Grid, runs_root: str | Path = "results/runs", folder: str | Pa
         times = per_model.get(state.run.model) or every
         if times:
             left += epochs * sum(times) / len(times)
-    return Status(states, left if known else None, _running(Path(folder)))
-
-
-def _running(folder: Path) -> dict:
-    """The owner record of the Snakemake running here, if its process is alive on this machine."""
-    owner = read_owner(folder)
-    pid = owner.get("pid")
-    try:
-        cmdline = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
-    except (TypeError, ValueError, OSError):
-        return {}
-    return owner if b"snakemake" in cmdline or b"dvc" in cmdline else {}
+    return Status(states, left if known else None, running_owner(folder))
 
 
 def describe(seconds: float) -> str:
