@@ -4,6 +4,7 @@ or a full disk: tests/test_faults_*.py.)"""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -129,15 +130,35 @@ def test_corrupt_checkpoint_is_reported_and_the_run_restarts_cleanly(tmp_path, d
     assert metrics["resumed_from_epoch"] == 0 and (tmp_path / "metrics.json").exists()
 
 
-@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 someone's zip", b"my notes"])
-def test_a_file_named_like_the_checkpoint_that_is_not_ours_is_left_alone(tmp_path, demo_params, packed, content):
+FOREIGN = [
+    (CHECKPOINT, b""), (CHECKPOINT, b"PK\x03\x04 someone's zip"), (CHECKPOINT, b"my notes"),
+    ("metrics.json", b'{"acc": 0.9}'), ("metrics.json", b"my notes"),
+    ("progress.json", b'{"epoch": 3}'), ("history.jsonl", b""), ("history.jsonl", b'{"loss": 1}\n'),
+    ("predictions.npz", b"PK\x03\x04 someone's zip"), (".training.lock", b"my notes"),
+]
+
+
+@pytest.mark.parametrize(("name", "content"), FOREIGN, ids=[f"{n}: {c[:12]!r}" for n, c in FOREIGN])
+def test_a_file_named_like_ours_that_this_project_did_not_write_is_left_alone(tmp_path, demo_params, packed, name,
+                                                                              content):
     from msga.train import ForeignFile
 
-    (tmp_path / CHECKPOINT).write_bytes(content)
+    (tmp_path / name).write_bytes(content)
     config = run_config(demo_params, "msga", {"train.epochs": 1})
-    with pytest.raises(ForeignFile, match="is not a checkpoint of this project, so it was left as it is"):
+    with pytest.raises(ForeignFile, match=f"{name} is not a file this project wrote, so it was left as it is"):
         train_run(config, packed, tmp_path, pick_device("cpu"))
-    assert (tmp_path / CHECKPOINT).read_bytes() == content and not (tmp_path / "metrics.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # nothing written beside it
+    assert (tmp_path / name).read_bytes() == content
+
+
+def test_the_files_of_an_earlier_run_are_replaced(trained, tmp_path, demo_params, packed):
+    _, folder, _ = trained
+    config = run_config(demo_params, "msga", {"train.epochs": 1})
+    for name in ("metrics.json", "history.jsonl", "predictions.npz"):
+        shutil.copy(folder / name, tmp_path / name)
+    (tmp_path / ".training.lock").write_bytes(b"pid 1 on elsewhere since 10:00:00")
+    metrics = train_run(config, packed, tmp_path, pick_device("cpu"))
+    assert json.loads((tmp_path / "metrics.json").read_text())["wall_seconds"] == metrics["wall_seconds"]
 
 
 def test_a_run_refuses_data_other_than_its_configuration_names(tmp_path, demo_params, packed):

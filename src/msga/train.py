@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import sys
+import zipfile
 import time
 from pathlib import Path
 
@@ -179,13 +180,58 @@ def save_checkpoint(path: Path, state: dict) -> None:
             f.write(hashlib.sha256(payload).digest())
 
 
-def check_ours(path: Path, run: str) -> None:
-    """Refuse to replace or delete a file named like our checkpoint that this project did not write."""
-    if path.is_file():
-        with open(path, "rb") as f:
-            head = f.read(len(CHECKPOINT_MAGIC))
-        if head != CHECKPOINT_MAGIC:
-            raise ForeignFile(f"{run}: {path} is not a checkpoint of this project, so it was left as it is and nothing "
+def _is_json_object_with(path: Path, keys: set) -> bool:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(value, dict) and keys <= value.keys()
+
+
+def _is_history(path: Path) -> bool:
+    try:
+        lines = path.read_text().splitlines()
+        return bool(lines) and all(isinstance(r := json.loads(line), dict) and "epoch" in r for line in lines)
+    except (OSError, ValueError):
+        return False
+
+
+def _is_predictions(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:  # names only: nothing in it is loaded
+            return set(archive.namelist()) == {"probs.npy", "labels.npy"}
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _is_checkpoint(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(CHECKPOINT_MAGIC)) == CHECKPOINT_MAGIC
+
+
+def _is_training_lock(path: Path) -> bool:
+    head = path.read_bytes()[:8]
+    return head == b"" or head.startswith(b"pid ")  # what `exclusive` writes into it
+
+
+# Every file a training job replaces or deletes in its folder, with what marks it as this project's.
+OWN_FILES = {
+    CHECKPOINT: _is_checkpoint,
+    PROGRESS: lambda p: _is_json_object_with(p, {"epoch", "epochs", "seconds", "time"}),
+    "history.jsonl": _is_history,
+    "predictions.npz": _is_predictions,
+    "metrics.json": lambda p: _is_json_object_with(p, {"run", "config_hash", "config"}),
+    TRAINING_LOCK: _is_training_lock,
+}
+
+
+def check_ours(out_dir: Path, run: str) -> None:
+    """Refuse to train into a folder where a file named like one of ours was not written by this
+    project: it would be replaced or deleted. Nothing is written before this check."""
+    for name, is_ours in OWN_FILES.items():
+        path = Path(out_dir) / name
+        if path.exists() and not (path.is_file() and is_ours(path)):
+            raise ForeignFile(f"{run}: {path} is not a file this project wrote, so it was left as it is and nothing "
                               "was trained. Move it elsewhere (or train into another folder), then run again.")
 
 
@@ -216,6 +262,7 @@ def train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devic
     """Train and evaluate one run; writes history.jsonl, predictions.npz, metrics.json into out_dir.
     One process at a time trains a run folder."""
     check_data(config, data, data_path)  # before anything is written
+    check_ours(Path(out_dir), config["run"])
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     with exclusive(Path(out_dir) / TRAINING_LOCK, f"training {config['run']} in {out_dir}"):
         return _train_run(config, data, out_dir, device, data_path)
@@ -260,7 +307,6 @@ def _train_run(config: dict, data: dict, out_dir: str | Path, device: torch.devi
     history: list[dict] = []
     start_epoch = 0
     ckpt_path = out_dir / CHECKPOINT
-    check_ours(ckpt_path, run)
     state = load_checkpoint(ckpt_path, chash, run, archive_md5)
     if state is not None:
         model.load_state_dict(state["model"])
