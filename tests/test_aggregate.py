@@ -133,3 +133,15 @@ def test_compute_matched_baselines_stand_for_their_architectures_row():
     paper = pd.read_csv(PAPER)
     assert paper_model("convnext_flops", paper) == "convnext" and paper_model("msga", paper) == "msga"
     assert paper_model("resnet18", paper) is None
+
+
+def test_the_ablation_table_says_which_comparison_is_cost_matched():
+    from msga.aggregate import ablation
+
+    costs = {"msga": (3.11e6, 9.94e8), "msga_local": (2.05e6, 8.5e8), "msga_single": (3.10e6, 9.89e8)}
+    runs = pd.DataFrame([{"experiment": "ablation", "model": m, "variant": "base", "seed": s, "auc": 0.9, "acc": 0.6,
+                          "precision": 0.6, "recall": 0.6, "params": p, "flops_per_image": f}
+                         for m, (p, f) in costs.items() for s in (0, 1)])
+    table = ablation(runs, list(costs)).set_index("model")
+    assert table.loc["msga_local", "params_ratio"] == pytest.approx(2.05 / 3.11)
+    assert list(table["cost_matched"]) == [True, False, True]  # msga is matched with itself

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from msga import claims, consistency
+from msga import claims, consistency, experiments
 from msga.config import Grid, build_grid, load_params
 from msga.recipe import scaled_lr
 from msga.experiments import COORDINATES, MODEL_SETS, SWEEPS, TUNE
@@ -177,20 +177,8 @@ def table1(runs: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
 
 
 def paper_model(model: str, paper: pd.DataFrame) -> str | None:
-    """The paper's row a model stands for: itself, or the row built by the same architecture
-    (convnext_flops is the paper's CNN row at another size)."""
-    models = list(paper["model"])
-    if model in models:
-        return model
-    builder = _builder(model)
-    return next((m for m in models if _builder(m) == builder), None)
-
-
-def _builder(model: str) -> str | None:
-    try:
-        return model_entry(model).builder
-    except KeyError:
-        return None
+    """The paper's row a model stands for: itself, or the row built by the same architecture."""
+    return experiments.paper_model(model, paper["model"])
 
 
 def in_order(df: pd.DataFrame, models: list[str]) -> pd.DataFrame:
@@ -222,10 +210,17 @@ def compute_matched(runs: pd.DataFrame, paper: pd.DataFrame, order: list[str] = 
 
 
 def ablation(runs: pd.DataFrame, order: list[str] = ()) -> pd.DataFrame:
-    """The ablation's models: summary over seeds beside each model's costs."""
+    """The ablation's models: summary over seeds beside each model's costs, as multiples of the full
+    model's, and whether its comparison with the full model is cost-matched."""
     part = runs[runs.experiment == "ablation"] if not runs.empty else runs
     ours = in_order(summarize(part, "model"), list(order)).reset_index(drop=True)
-    return ours.merge(model_costs(runs), on="model", how="left")
+    out = ours.merge(model_costs(runs), on="model", how="left")
+    full = claims.ABLATION[0]
+    ratios = [claims.cost_ratios(out, m, full) for m in out["model"]]
+    out["params_ratio"] = [r[0] for r in ratios]
+    out["flops_ratio"] = [r[1] for r in ratios]
+    out["cost_matched"] = [claims.cost_matched(*r) for r in ratios]
+    return out
 
 
 ANCHOR_COLUMNS = ["model", "role", "n_seeds", "acc_mean", "acc_std", "acc_ci95", "top5_mean", "epochs",

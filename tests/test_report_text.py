@@ -1,0 +1,27 @@
+"""The report's sentences that are computed from the aggregates: each says what the numbers show."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from msga import report
+
+
+def test_the_ablation_names_its_cost_matched_and_its_confounded_comparisons():
+    abl = pd.DataFrame({"model": ["msga", "msga_local", "msga_single"], "params_ratio": [1.0, 0.66, 1.0],
+                        "flops_ratio": [1.0, 0.86, 0.99], "cost_matched": [True, False, True]})
+    text = report.cost_matching_text(abl)
+    matched, confounded = text.split("Not cost-matched")
+    assert "msga_single (1.00× msga's params, 0.99× its FLOPs)" in matched and "msga_local" not in matched
+    assert "msga_local (0.66× msga's params, 0.86× its FLOPs)" in confounded and "size" in confounded
+    unknown = abl.assign(params_ratio=float("nan"))
+    assert "not known" in report.cost_matching_text(unknown)
+
+
+def test_the_compute_matched_block_reports_its_own_verdicts():
+    claims = pd.DataFrame({"label": ["Table 1 order (ACC)", "Table 1 order at matched compute (AUC)",
+                                     "Table 1 order at matched compute (ACC)", "Ours best at matched compute (ACC)"],
+                           "verdict": ["held", "within noise", "not held", "held"]})
+    text = report.matched_verdicts_text(claims)
+    assert "Table 1 order: AUC within noise, ACC not held; Ours best: ACC held" in text
+    assert "No claim" in report.matched_verdicts_text(claims.iloc[:1])
