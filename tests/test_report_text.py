@@ -25,3 +25,13 @@ def test_the_compute_matched_block_reports_its_own_verdicts():
     text = report.matched_verdicts_text(claims)
     assert "Table 1 order: AUC within noise, ACC not held; Ours best: ACC held" in text
     assert "No claim" in report.matched_verdicts_text(claims.iloc[:1])
+
+
+def test_inherited_learning_rates_are_named_and_the_runs_that_missed_them_flagged():
+    inherited = [{"model": "msga_local", "source": "msga", "winner": 4e-3, "trained": 4e-3},
+                 {"model": "msga_single", "source": "msga", "winner": 4e-3, "trained": 2e-3},
+                 {"model": "convnext_flops", "source": "convnext", "winner": 1e-3, "trained": None}]
+    text, off = report.inherited_text(inherited)
+    assert "msga_local, msga_single at msga's; convnext_flops at convnext's" in text
+    assert off == ["msga_single (winner 0.004, trained 0.002)", "convnext_flops (winner 0.001, trained not yet)"]
+    assert report.inherited_text([]) == ("", [])

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from msga import claims, consistency, experiments
-from msga.config import Grid, build_grid, load_params
+from msga.config import Grid, build_grid, load_params, lr_sources
 from msga.recipe import scaled_lr
 from msga.experiments import COORDINATES, MODEL_SETS, SWEEPS, TUNE
 from msga.io import atomic_output, write_json_atomic, write_text_atomic
@@ -282,12 +282,14 @@ def sweep(runs: pd.DataFrame, exp: str) -> pd.DataFrame:
     return part[[col, "seed", *HEADLINE]].sort_values([col, "seed"]).reset_index(drop=True)
 
 
-TUNE_COLUMNS = ["model", "lr", "val_acc_mean", "val_acc_std", "n_seeds", "best", "table1_lr"]
+TUNE_COLUMNS = ["model", "lr", "val_acc_mean", "val_acc_std", "n_seeds", "best", "table1_lr", "params",
+                "flops_per_image"]
 
 
 def tune(runs: pd.DataFrame) -> pd.DataFrame:
     """Validation accuracy per model and learning rate (per 256 images), the best one marked, beside
-    the learning rate Table 1's runs trained with."""
+    the learning rate Table 1's runs trained with and the model's costs (a learning rate changes
+    no cost, so the tune runs' own serve)."""
     part = runs[runs.experiment == TUNE] if not runs.empty else runs
     if part.empty:
         return pd.DataFrame(columns=TUNE_COLUMNS)
@@ -298,7 +300,23 @@ def tune(runs: pd.DataFrame) -> pd.DataFrame:
     best = out.loc[out.groupby("model")["val_acc_mean"].idxmax(), ["model", "lr"]]  # ties: the smaller lr
     out["best"] = out.set_index(["model", "lr"]).index.isin(best.set_index(["model", "lr"]).index)
     out["table1_lr"] = out["model"].map(table1_lr)
+    costs = part.groupby("model")[["params", "flops_per_image"]].first()
+    out = out.join(costs, on="model")
     return out[TUNE_COLUMNS]
+
+
+def inherited_rates(params: dict, tune_table: pd.DataFrame, runs: pd.DataFrame) -> list[dict]:
+    """Each model that trains at a tuned model's winner (config.lr_sources): the winner, and the
+    learning rate its base runs trained with (None where none ran), so the report can say whether
+    every block compares models tuned alike."""
+    winners = tune_table[tune_table["best"].astype(bool)].set_index("model")["lr"] if not tune_table.empty else {}
+    base = runs[runs.variant == "base"].groupby("model")["lr"].first() if not runs.empty else pd.Series(dtype=float)
+    out = []
+    for model, source in lr_sources(params, list(winners.index) if len(winners) else []).items():
+        trained = base.get(model)
+        out.append({"model": model, "source": source, "winner": float(winners[source]),
+                    "trained": None if trained is None or pd.isna(trained) else float(trained)})
+    return out
 
 
 def costs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -322,7 +340,8 @@ def dvc_metrics(t1: pd.DataFrame, runs: pd.DataFrame, problems: pd.DataFrame) ->
     return out
 
 
-def context(grid: Grid, problems: pd.DataFrame, verdicts: list, consistency_finding: str) -> dict:
+def context(grid: Grid, problems: pd.DataFrame, verdicts: list, consistency_finding: str,
+            inherited: list[dict] = ()) -> dict:
     """What the report needs beyond the tables: the data, the runs expected and missing, the
     verdict summary, the methods of the claims, the consistency finding."""
     return {
@@ -334,6 +353,7 @@ def context(grid: Grid, problems: pd.DataFrame, verdicts: list, consistency_find
         "summary": claims.summary(verdicts),
         "methods": claims.METHODS,
         "consistency": consistency_finding,
+        "lr_inherited": list(inherited),
         "grid_sha256": hashlib.sha256(grid.to_json().encode()).hexdigest(),  # of reports/grid.json's bytes
         "sweeps": [{"experiment": exp, "figure": s.figure, "title": s.title, "label": s.label, "x": s.x,
                     "name": s.name, "metrics": list(s.metrics), "in_paper": s.in_paper} for exp, s in SWEEPS.items()],
@@ -378,7 +398,9 @@ def main(args) -> None:
         _write_csv(df, out / name)
     plots.draw_all(frames, out / "figures", paper)
     write_json_atomic(out / "metrics.json", dvc_metrics(t1, runs, problems))
-    write_json_atomic(out / "context.json", context(grid, problems, verdicts, consistency.finding(paper, gaps)))
+    inherited = inherited_rates(grid.params, frames["tune.csv"], runs)
+    finding = consistency.finding(paper, gaps)
+    write_json_atomic(out / "context.json", context(grid, problems, verdicts, finding, inherited))
     write_text_atomic(out / "grid.json", grid.to_json())
     print(f"aggregated {runs[['model', 'variant', 'seed']].drop_duplicates().shape[0]} of {len(grid.runs)} runs "
           f"into {out}; {len(problems)} not aggregated")

@@ -478,6 +478,22 @@ def tune_summary(reports) -> pd.DataFrame:
     return out
 
 
+def inherited_text(inherited: list[dict]) -> tuple[str, list[str]]:
+    """(which untuned models train at which tuned model's winner, and those whose runs did not)."""
+    by_source: dict[str, list[str]] = {}
+    for r in inherited:
+        by_source.setdefault(r["source"], []).append(r["model"])
+    listed = "; ".join(f"{', '.join(models)} at {source}'s" for source, models in by_source.items())
+    text = (f"Not tuned themselves, these models train at the winner of the model they are a control or another "
+            f"size of, with the same recipe: {listed}. A control tuned on its own would differ from msga in its "
+            "learning rate too; a larger baseline's own best rate may differ from its Table 1 twin's, which the "
+            "grid does not test." if inherited else "")
+    off = [f"{r['model']} (winner {r['winner']:g}, trained "
+           f"{'not yet' if r['trained'] is None else format(r['trained'], 'g')})"
+           for r in inherited if r["trained"] is None or not math.isclose(r["winner"], r["trained"], rel_tol=1e-9)]
+    return text, off
+
+
 def tune(reports: str | Path) -> HTML:
     df = _csv(reports, "tune.csv")
     intro = ("<p>The paper gives no learning rates. Each model's peak learning rate (per 256 images) is picked on a "
@@ -500,21 +516,23 @@ def tune(reports: str | Path) -> HTML:
             cells.append(nowrap(f"{'<b>' if star else ''}{r['val_acc_mean']:.3f}{star}{'</b>' if star else ''}"))
         used = summary.loc[model]
         cells += [f"{used['table1_lr']:g}" if not is_missing(used["table1_lr"]) else "not run",
-                  "yes" if used["agrees"] else "<span class='under'>no</span>"]
+                  "yes" if used["agrees"] else "<span class='under'>no</span>",
+                  nowrap(fmt_params(group["params"].iloc[0])), nowrap(fmt_flops(group["flops_per_image"].iloc[0]))]
         rows.append(cells)
-    table = html_table(["Model", *(f"lr {lr:g}" for lr in rates), "Table 1 trained with", "The winner?"], rows,
-                   numeric=tuple(range(1, len(rates) + 2)))
+    table = html_table(["Model", *(f"lr {lr:g}" for lr in rates), "Table 1 trained with", "The winner?", "Params",
+                        "FLOPs / image"], rows, numeric=(*range(1, len(rates) + 2), len(rates) + 3, len(rates) + 4))
+    heirs, heirs_off = inherited_text(_context(reports).get("lr_inherited", []))
     off = summary[~summary["agrees"]]
+    names = [f"{m} (winner {r['best_lr']:g}, Table 1 "
+             f"{'not run yet' if is_missing(r['table1_lr']) else format(r['table1_lr'], 'g')})"
+             for m, r in off.iterrows()] + heirs_off
     advice = ""
-    if not off.empty:
-        names = ", ".join(f"{m} (winner {r['best_lr']:g}, Table 1 "
-                          f"{'not run yet' if is_missing(r['table1_lr']) else format(r['table1_lr'], 'g')})"
-                          for m, r in off.iterrows())
-        advice = (f"<p class='warning'>Table 1 did not train {esc(names)} at its winning learning rate. Run "
-                  "<code>msga tune --apply</code> (it writes each winner into <code>train.per_model</code> of "
-                  "params.yaml; review and commit it), then <code>snakemake --cores all --resources gpu=1</code> "
-                  "to retrain the runs that change.</p>")
-    return _section("tune", intro + table + advice)
+    if names:
+        advice = (f"<p class='warning'>Not trained at its winning learning rate: {esc(', '.join(names))}. Run "
+                  "<code>msga tune --apply</code> (it writes each winner, and each inherited one, into "
+                  "<code>train.per_model</code> of params.yaml; review and commit it), then "
+                  "<code>snakemake --cores all --resources gpu=1</code> to retrain the runs that change.</p>")
+    return _section("tune", intro + table + (f"<p>{esc(heirs)}</p>" if heirs else "") + advice)
 
 
 # ---------------------------------------------------------------- msga per class, training curves
