@@ -35,3 +35,14 @@ def test_inherited_learning_rates_are_named_and_the_runs_that_missed_them_flagge
     assert "msga_local, msga_single at msga's; convnext_flops at convnext's" in text
     assert off == ["msga_single (winner 0.004, trained 0.002)", "convnext_flops (winner 0.001, trained not yet)"]
     assert report.inherited_text([]) == ("", [])
+
+
+def test_the_anchor_section_states_where_its_recipe_departs_from_the_reference(tmp_path):
+    import json
+
+    (tmp_path / "context.json").write_text(json.dumps({"dataset": {"source": "cifar100"}}))
+    pd.DataFrame([{"model": "resnet18", "acc_mean": 0.75, "acc_ci95": float("nan"), "epochs": 200, "n_seeds": 1,
+                   "params": 11.2e6, "flops_per_image": 1.1e9}]).to_csv(tmp_path / "anchor.csv", index=False)
+    html = report.anchor(tmp_path).data
+    assert "Where the recipe differs from its reference" in html and "test set" in html
+    assert "<span class='chip a-pass'>pass</span>" in html

@@ -31,7 +31,7 @@ log = logging.getLogger("msga.aggregate")
 
 
 RECIPE_KEYS = ("epochs", "optimizer", "nesterov", "schedule", "min_lr", "milestones", "gamma", "warmup_epochs",
-               "weight_decay", "label_smoothing", "grad_clip")
+               "weight_decay", "weight_decay_all", "label_smoothing", "grad_clip")
 PROBLEM_COLUMNS = ["experiments", "model", "variant", "seed", "status", "reason"]
 
 
@@ -116,6 +116,8 @@ def _dotted(config: dict, key: str):
 def describe_augment(augment: dict) -> str:
     """A recipe's augmentation in a few words."""
     parts = ["random crop (pad 4) + horizontal flip"] if augment.get("crop_flip") else []
+    if augment.get("rotate_degrees"):
+        parts.append(f"random rotation (±{augment['rotate_degrees']:g}°)")
     if augment.get("trivial_augment"):
         parts.append("TrivialAugment-wide")
     for kind in ("mixup", "cutmix"):
