@@ -168,6 +168,53 @@ def test_no_true_effect_is_rarely_held(claim):
     assert measured_rates()[f"null: {claim} held"] <= BOUND
 
 
+# The least favourable null of a claim made of several differences: one of them exactly 0, every
+# other far on the claimed side (APART: 20 run sd, which three paired seeds resolve nearly always).
+# The intersection-union test is held only if every interval clears 0, so its false "held" rate
+# there is that of the one tied difference's one-sided test, alpha / 2 = 2.5%, times the near-1
+# power of the rest: the most it can approach anywhere in the null. (With every group equal, as
+# above, all differences must clear 0 by chance at once, which is far rarer: a bug that checked
+# only one difference, or only some, would pass there and be caught here, where it says "held"
+# about as often as the separated pairs pass: 100% of draws.) N_LEAST draws per configuration: at
+# a true rate of 2-2.5% a rate's sd is 0.6-0.7 points, so BOUND is over 6 sd above it and the
+# floor of 0.5%, which shows the configuration does reach the boundary, over 2 sd below it.
+N_LEAST = 500
+APART = 20 * RUN_SD
+LEAST_FAVOURABLE = {  # claim -> (groups, claimed pairs, opposing pairs or None)
+    "ordering": (len(MODELS), ADJACENT, EVERY_PAIR),
+    "ours best": (len(MODELS), OURS_ABOVE, None),
+    "ablation": (3, ABLATION_PAIRS, None),
+    "peak at 8": (len(HEADS), PEAK_PAIRS, None),
+}
+
+
+def least_favourable_offsets(groups: int, pairs, tied: int) -> np.ndarray:
+    """Offsets that tie claimed pair `tied` and put every other claimed pair APART on the claimed
+    side. The claims are chains (each group above the one before) or stars (one group above all)."""
+    if all(high == low + 1 for low, high in pairs):  # a chain: steps of APART, the tied one flat
+        steps = np.full(groups - 1, APART)
+        steps[tied] = 0.0
+        return np.concatenate([[0.0], np.cumsum(steps)])
+    (top,) = {high for _, high in pairs}  # a star: the top above every other, the tied one level with it
+    offsets = np.zeros(groups)
+    offsets[top] = offsets[pairs[tied][0]] = APART
+    return offsets
+
+
+@pytest.mark.parametrize("claim", list(LEAST_FAVOURABLE))
+def test_one_tied_difference_among_clear_ones_is_rarely_held(claim):
+    groups, pairs, opposing = LEAST_FAVOURABLE[claim]
+    rng = np.random.default_rng(20_240_602)
+    for tied in range(len(pairs)):
+        offsets = least_favourable_offsets(groups, pairs, tied)
+        result = claims.directional_test(draw(rng, offsets, N_LEAST), pairs, opposing)
+        tied_share = float(np.mean(result.claimed.ci_low[:, tied] > 0))
+        assert 0.005 <= share(result, HELD) <= BOUND, (claim, tied, offsets)
+        assert share(result, HELD) <= tied_share  # held needs the tied pair to pass, and more
+        others = np.delete(result.claimed.ci_low, tied, axis=1) > 0
+        assert others.all(axis=1).mean() >= 0.8, (claim, tied)  # the rest are clear: the null is least favourable
+
+
 def test_the_sweep_anova_keeps_its_nominal_level():
     # not only bounded: an exact test lands near alpha (sd 0.34 points at N_NULL draws)
     for name in ("heads", "batch size", "noise"):
