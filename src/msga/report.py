@@ -60,11 +60,9 @@ ANCHOR_DEVIATIONS = {"resnet18": (
     "Its epochs end with a partial batch (50,000 is not a multiple of 128); ours drop it (390 full steps, not "
     "391), and train under bf16 autocast on a GPU where it trains in float32.",
 )}
-# Within this many points of top-1 the anchor passes. Why 2: the reference is one run of one
-# repository, and run-to-run spread plus small recipe differences (warmup, data loading) move
-# a single run by about a point; the faults the check is for (wrong normalization, augmentation
-# missing in training or applied at test, mixed splits, a broken metric) move top-1 by several
-# points or more.
+# Within this many points of top-1 the anchor passes. A margin this project chose, not one derived
+# from a measured spread: the reference reports one run and no spread, and the anchor runs one
+# seed by default. The report says so beside the verdict.
 ANCHOR_TOLERANCE = 0.02
 # The aggregation's files the report reads (the sweeps' data besides, named in context.json).
 REPORT_INPUTS = ("context.json", "runs.csv", "table1.csv", "compute_matched.csv", "ablation.csv", "anchor.csv",
@@ -443,8 +441,8 @@ ANCHOR_MEANING = {
             "from a pipeline that gets a well-known result right.",
     "fail": "The pipeline does not reproduce a well-known result: look for a fault in data, augmentation or "
             "evaluation before reading the other numbers.",
-    "not comparable": "The anchor trained fewer epochs than the reference, so its ACC is expected to fall short; "
-                      "the check applies at the reference's budget only.",
+    "not comparable": "The anchor trained fewer epochs than the reference, so its ACC is not held against the "
+                      "reference's: the check applies at the reference's budget only.",
     "pipeline only": "On the synthetic fixture the anchor only shows that its recipe and the pipeline run end to "
                      "end; the literature value is a CIFAR-100 result and is no test here.",
 }
@@ -454,9 +452,10 @@ def anchor(reports: str | Path) -> HTML:
     df = _csv(reports, "anchor.csv")
     intro = ("<p>Not in the paper. A model with a well-established CIFAR-100 result, trained by its own literature "
              f"recipe through the same data, augmentation and evaluation code: the check that those are right. "
-             f"Tolerance: ±{ANCHOR_TOLERANCE * 100:.0f} points of top-1, wide enough for one run's spread and small "
-             "recipe differences (about a point), narrow enough to catch a broken normalization, augmentation or "
-             "metric, which cost several points or more.</p>")
+             f"Tolerance: ±{ANCHOR_TOLERANCE * 100:.0f} points of top-1, a margin this project chose: the reference "
+             "reports a single run with no spread, so the margin is not derived from one. A pass says the pipeline "
+             "lands within that margin of the published number under its recipe; a fail, that data, augmentation and "
+             "evaluation deserve a look before the other numbers are read.</p>")
     if df.empty:
         return _section("anchor", intro + "<p class='note'>The anchor has not finished.</p>")
     rows, meanings = [], []
@@ -645,6 +644,47 @@ def problems(reports: str | Path) -> HTML:
                                 f"{table}</details>")
 
 
+def auc_acc_text(runs: pd.DataFrame, paper: pd.DataFrame) -> str:
+    """What our runs' (ACC, AUC) pairs say about the paper's: their ranges, whether AUC rises with
+    ACC here, and for how many of the paper's rows some run of ours has a lower ACC and yet a higher
+    AUC (the paper's AUC is then low for its ACC, by what our runs show)."""
+    ours = runs.dropna(subset=["acc", "auc"]) if not runs.empty else runs
+    if ours.empty:
+        return "No run has finished, so there is nothing to set beside the paper's pairs."
+    text = (f"Our {len(ours)} runs span ACC {ours['acc'].min():.3f} to {ours['acc'].max():.3f} with AUC "
+            f"{ours['auc'].min():.3f} to {ours['auc'].max():.3f}; the paper's rows, ACC {paper['paper_acc'].min():.3f} "
+            f"to {paper['paper_acc'].max():.3f} with AUC {paper['paper_auc'].min():.3f} to "
+            f"{paper['paper_auc'].max():.3f}.")
+    rho = ours["acc"].corr(ours["auc"], method="spearman") if len(ours) >= 3 else float("nan")
+    if np.isfinite(rho):
+        text += f" Across our runs AUC {'rises' if rho > 0 else 'falls'} with ACC (Spearman rho {rho:.2f})."
+    below = [r["model"] for r in paper.to_dict("records")
+             if ((ours["acc"] < r["paper_acc"]) & (ours["auc"] > r["paper_auc"])).any()]
+    if below:
+        return text + (f" For {len(below)} of the paper's {len(paper)} rows ({', '.join(below)}) some run of ours has "
+                       "a lower ACC and yet a higher AUC: by our runs, the paper's AUC is low for its ACC.")
+    reach = "" if ours["acc"].max() >= paper["paper_acc"].min() else \
+        f", and none reaches the paper's lowest ACC ({paper['paper_acc'].min():.3f})"
+    return text + (f" No run of ours has both a lower ACC and a higher AUC than a row of the paper{reach}: our runs "
+                   "do not contradict the paper's pairs.")
+
+
+def per_batch_text(df: pd.DataFrame, batches: list[int]) -> str:
+    """Whether macro recall averaged over test batches gives Recall below ACC on our runs."""
+    columns = [f"acc_minus_recall_batch{b}" for b in batches if f"acc_minus_recall_batch{b}" in df]
+    gaps = df[columns].to_numpy(dtype=float).ravel() if columns else np.array([])
+    gaps = gaps[np.isfinite(gaps)]
+    if gaps.size == 0:
+        return "no saved predictions were read, so it was not computed on our runs"
+    spread = f"ACC − Recall {gaps.min():+.3f} to {gaps.max():+.3f}"
+    below = int((gaps > 0).sum())
+    if below == gaps.size:
+        return f"on our runs it gives Recall below ACC for every model and batch size ({spread})"
+    if below == 0:
+        return f"on our runs it does not give Recall below ACC ({spread})"
+    return f"on our runs it gives Recall below ACC in {below} of {gaps.size} model and batch-size pairs ({spread})"
+
+
 def consistency(reports: str | Path) -> HTML:
     ctx, df = _context(reports), _csv(reports, "consistency.csv")
     rows = []
@@ -665,10 +705,11 @@ def consistency(reports: str | Path) -> HTML:
            f"{paper['paper_auc'].min():.3f} to {paper['paper_auc'].max():.3f}.")
     figure = figure_html(reports, "auc_vs_acc.png", "Figure: AUC against ACC",
                      "Every finished run of this replication (dots) and the five rows of the paper's Table 1 (stars): "
-                     "how AUC goes with ACC here, beside the pairs the paper reports.", alt)
+                     "how AUC goes with ACC here, beside the pairs the paper reports. "
+                     + esc(auc_acc_text(runs, paper)), alt)
     note = ("<p class='note'>Means over seeds of our Table 1 runs, recomputed from their saved test predictions. "
             "‘Per test batch’: macro recall computed on each consecutive test batch, then averaged, an undisclosed "
-            "computation that would give Recall below ACC.</p>")
+            f"computation; {esc(per_batch_text(df, batches))}.</p>")
     return _section("consistency", f"<p>{esc(ctx['consistency'])}</p>" + table + note + figure)
 
 
@@ -731,6 +772,68 @@ def models_per_epochs(reports) -> dict[int, list[str]]:
     return {int(e): sorted(g["model"].unique()) for e, g in runs.dropna(subset=["epochs"]).groupby("epochs")}
 
 
+STRONG_AUGMENTATION = ("TrivialAugment", "mixup", "cutmix")  # as aggregate.describe_augment names them
+
+
+def late_gain_text(curves: pd.DataFrame, models: list[str], share: float = 0.2) -> str:
+    """How much each model's mean test ACC still rose over the last fifth of its epochs, largest first:
+    what our runs show of how far from converged each model stopped."""
+    part = curves[curves["model"].isin(models) & (curves["variant"] == "base")] if not curves.empty else curves
+    if part.empty:
+        return "No Table 1 run has a training curve yet."
+    gains, spans = {}, set()
+    for model, group in part.groupby("model"):
+        by_epoch = group.groupby("epoch")["test_acc"].mean()
+        last = int(by_epoch.index.max())
+        back = max(1, round(share * last))
+        if last - back in by_epoch.index:
+            gains[model] = float(by_epoch[last] - by_epoch[last - back])
+            spans.add((back, last))
+    if not gains:
+        return "No Table 1 run has trained long enough to show a late trend."
+    listed = ", ".join(f"{m} {g:+.3f}" for m, g in sorted(gains.items(), key=lambda kv: -kv[1]))
+    span = (f"the last {next(iter(spans))[0]} of {next(iter(spans))[1]} epochs" if len(spans) == 1
+            else "the last fifth of each model's epochs")
+    return f"What our runs show: over {span}, mean test ACC changed by {listed} (the training curves)."
+
+
+def augmentation_text(runs: pd.DataFrame) -> str:
+    """Strong augmentation: available, and which runs (if any) trained with it."""
+    available = ("Mixup, CutMix and TrivialAugment run on the device (train.augment in params.yaml) but are off by "
+                 "default, and the recipe is the same for every model but the anchor")
+    if runs.empty or "augment" not in runs:
+        return available + "."
+    base = runs[runs["variant"] == "base"].drop_duplicates(subset=["model"])
+    strong = base[base["augment"].astype(str).str.contains("|".join(STRONG_AUGMENTATION), case=False)]
+    if strong.empty:
+        used = "; ".join(sorted(set(base["augment"].astype(str))))
+        return (f"{available}: no run here used them (augmentation as recorded: {used}). A stronger recipe may "
+                "change the ranking; this grid does not test it.")
+    return f"{available}; these models trained with them: {', '.join(strong['model'])}."
+
+
+def tuning_text(tune: pd.DataFrame, t1: pd.DataFrame) -> str:
+    """What was tuned (the learning rate only), on how many seeds, and which winners are within seed noise."""
+    if tune.empty:
+        return "no tune run finished: every model trained at the learning rate params.yaml gives it."
+    seeds = int(tune["n_seeds"].max())
+    rates = ", ".join(f"{lr:g}" for lr in sorted(tune["lr"].unique()))
+    text = (f"only the peak learning rate is tuned ({rates} per 256 images), on {seeds} seed{'s' if seeds != 1 else ''}"
+            " of a validation split; weight decay, warmup, schedule, label smoothing, augmentation and epochs are not "
+            "tuned.")
+    std = dict(zip(t1["model"], t1["acc_std"])) if "acc_std" in t1 else {}
+    close = []
+    for model, group in tune.groupby("model"):
+        scores = group["val_acc_mean"].sort_values(ascending=False).to_numpy()
+        if len(scores) > 1 and not is_missing(std.get(model)) and scores[0] - scores[1] < std[model]:
+            close.append(model)
+    if seeds == 1 and close:
+        text += (f" With one seed, the winner's margin over the next rate is below the seed-to-seed sd of Table 1's "
+                 f"ACC for {', '.join(close)}: {'those picks are' if len(close) > 1 else 'that pick is'} within seed "
+                 "noise.")
+    return text
+
+
 def limits(reports: str | Path) -> HTML:
     ctx, t1 = _context(reports), _csv(reports, "table1.csv")
     budget = "; ".join(f"{e} epochs: {', '.join(m)}" for e, m in models_per_epochs(reports).items()) or "no runs"
@@ -741,9 +844,10 @@ def limits(reports: str | Path) -> HTML:
         "not have done.",
         f"<b>Budget</b>, as the runs recorded it: {esc(budget)}. Published CIFAR-100 results from "
         "scratch train 200-300 epochs (ResNet-18: 75.6% top-1 after 200 epochs, weiaicunzai/pytorch-cifar100; "
-        "CCT-7/3x1: 80.9% after 300, SHI-Labs/Compact-Transformers). A shorter budget lowers every absolute number "
-        "and leaves untested whether the ranking holds at convergence: models that learn slowly (attention, MLP "
-        "mixing) may gain more from longer training than convolutions do.",
+        "CCT-7/3x1: 80.9% after 300, SHI-Labs/Compact-Transformers). Whether the ranking holds at such budgets is "
+        f"not tested here. {esc(late_gain_text(_csv(reports, 'plots/curves.csv'), list(t1['model'])))}",
+        f"<b>Recipe strength</b>: {esc(augmentation_text(_distinct_runs(reports)))}",
+        f"<b>Tuning</b>: {esc(tuning_text(_csv(reports, 'tune.csv'), t1))}",
         "The paper reports ACC 0.81-0.89 on CIFAR-100 for all five models, above published from-scratch results for "
         "models of these kinds (MLP-Mixer nano: 67.5% after 300 epochs, omihub777/MLP-Mixer-CIFAR); and its Recall "
         "differs from its ACC in every row, which macro recall over CIFAR-100's class-balanced test set rules out "
