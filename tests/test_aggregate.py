@@ -133,3 +133,37 @@ def test_compute_matched_baselines_stand_for_their_architectures_row():
     paper = pd.read_csv(PAPER)
     assert paper_model("convnext_flops", paper) == "convnext" and paper_model("msga", paper) == "msga"
     assert paper_model("resnet18", paper) is None
+
+
+def test_the_ablation_table_says_which_comparison_is_cost_matched():
+    from msga.aggregate import ablation
+
+    costs = {"msga": (3.11e6, 9.94e8), "msga_local": (2.05e6, 8.5e8), "msga_single": (3.10e6, 9.89e8)}
+    runs = pd.DataFrame([{"experiment": "ablation", "model": m, "variant": "base", "seed": s, "auc": 0.9, "acc": 0.6,
+                          "precision": 0.6, "recall": 0.6, "params": p, "flops_per_image": f}
+                         for m, (p, f) in costs.items() for s in (0, 1)])
+    table = ablation(runs, list(costs)).set_index("model")
+    assert table.loc["msga_local", "params_ratio"] == pytest.approx(2.05 / 3.11)
+    assert list(table["cost_matched"]) == [True, False, True]  # msga is matched with itself
+
+
+def test_the_tune_table_carries_costs_and_the_inherited_rates_are_checked_against_the_runs():
+    from msga.aggregate import inherited_rates, tune
+    from msga.config import load_params
+
+    def run(experiment, model, variant, lr, acc):
+        return {"experiment": experiment, "model": model, "variant": variant, "seed": 0, "lr": lr, "acc": acc,
+                "params": 3e6, "flops_per_image": 1e9}
+
+    runs = pd.DataFrame([run("tune", "msga", "lr=0.001+val=true", 1e-3, 0.5),
+                         run("tune", "msga", "lr=0.004+val=true", 4e-3, 0.6),
+                         run("table1", "msga", "base", 4e-3, 0.6),
+                         run("ablation", "msga_local", "base", 4e-3, 0.5),
+                         run("ablation", "msga_single", "base", 2e-3, 0.5)])
+    table = tune(runs)
+    assert table[["params", "flops_per_image"]].notna().all().all()
+    rates = {r["model"]: r for r in inherited_rates(load_params(DEMO), table, runs)}
+    assert rates["msga_local"] == {"model": "msga_local", "source": "msga", "winner": 4e-3, "trained": 4e-3}
+    assert rates["msga_single"]["trained"] == 2e-3  # trained before the winner was applied
+    assert rates["msga_noattn"]["trained"] is None  # no run of it yet
+    assert inherited_rates(load_params(DEMO), tune(runs.iloc[2:]), runs) == []  # nothing tuned, nothing inherited

@@ -22,6 +22,7 @@ from msga.data.augment import (
     draw_mix,
     draw_ops,
     mix,
+    random_rotation,
     smoothed_one_hot,
     soft_cross_entropy,
     trivial_augment,
@@ -30,6 +31,7 @@ from msga.data.augment import (
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 NUM_CLASSES = 10
 BILINEAR = TF.InterpolationMode.BILINEAR
+NEAREST = TF.InterpolationMode.NEAREST
 
 
 def gen(seed: int, device: str = "cpu") -> torch.Generator:
@@ -311,10 +313,56 @@ def test_trivial_augment_keeps_shape_dtype_device_and_range(device, dtype):
 
 
 # ---------------------------------------------------------------------------------------------
+# random rotation: torchvision's RandomRotation, per image
+# ---------------------------------------------------------------------------------------------
+
+
+def rotation_angles(n: int, degrees: float, seed: int) -> list[float]:
+    """The angles random_rotation draws from a generator seeded with `seed`."""
+    return ((2 * torch.rand(n, generator=gen(seed)) - 1) * degrees).tolist()
+
+
+@pytest.mark.parametrize("degrees", [15.0, 90.0])
+def test_random_rotation_is_torchvisions_rotate_at_each_images_angle(degrees):
+    x = images01(8)
+    angles = rotation_angles(8, degrees, 21)
+    # RandomRotation's defaults: nearest resampling, black fill, about the centre. Nearest picks the
+    # same source pixel unless a sampling point lies within float error (~1e-6 pixel) of a pixel
+    # boundary: none does at these angles, so the match is exact
+    expected = torch.stack([TF.rotate(img, a, interpolation=NEAREST) for img, a in zip(x, angles)])
+    assert torch.equal(random_rotation(x, degrees, gen(21)), expected)
+    bilinear = torch.stack([TF.rotate(img, a, interpolation=BILINEAR) for img, a in zip(x, angles)])
+    torch.testing.assert_close(random_rotation(x, degrees, gen(21), mode="bilinear"), bilinear, rtol=0, atol=1e-5)
+
+
+def test_rotation_angles_are_uniform_both_ways_and_per_image():
+    angles = torch.tensor(rotation_angles(20_000, 15.0, 22))
+    assert float(angles.abs().max()) <= 15.0 and float(angles.min()) < -14.9 and float(angles.max()) > 14.9
+    assert abs(float(angles.mean())) < 0.2  # sd of the mean of 20,000 uniform draws: 0.06 degrees
+    assert float((angles.abs() < 7.5).float().mean()) == pytest.approx(0.5, abs=0.02)
+    x = images01(1).expand(6, -1, -1, -1)  # the same image six times: six different rotations
+    out = random_rotation(x, 15.0, gen(23))
+    assert len({tuple(img.flatten().tolist()) for img in out}) == 6
+
+
+def test_rotation_in_a_normalized_batch_fills_with_black_pixels():
+    x01 = images01(8)
+    mean, std = torch.tensor([0.5, 0.48, 0.44]).view(1, 3, 1, 1), torch.tensor([0.27, 0.26, 0.28]).view(1, 3, 1, 1)
+    y = torch.zeros(8, dtype=torch.long)
+    out, _ = augment_batch((x01 - mean) / std, y, AugmentSpec(rotate_degrees=45.0), mean, std, NUM_CLASSES, 0.0,
+                           gen(24))
+    pixels = out * std + mean
+    torch.testing.assert_close(pixels, random_rotation(x01, 45.0, gen(24)), rtol=0, atol=1e-6)
+    corners = pixels[:, :, 0, 0]  # a 45-degree turn leaves every corner uncovered
+    torch.testing.assert_close(corners, torch.zeros_like(corners), rtol=0, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
 # determinism: the generator decides everything
 # ---------------------------------------------------------------------------------------------
 
-EVERYTHING = AugmentSpec(trivial_augment=True, mixup_alpha=0.8, cutmix_alpha=1.0, mix_prob=1.0, switch_prob=0.5)
+EVERYTHING = AugmentSpec(rotate_degrees=15.0, trivial_augment=True, mixup_alpha=0.8, cutmix_alpha=1.0, mix_prob=1.0,
+                         switch_prob=0.5)
 
 
 def augment_all(x, y, seed, device, spec=EVERYTHING):
@@ -353,14 +401,15 @@ def test_a_generator_advances_so_consecutive_batches_differ():
 def test_spec_from_params_defaults_and_refusals():
     assert AugmentSpec.from_params({}) == AugmentSpec()
     assert not AugmentSpec().mixes and not AugmentSpec().trivial_augment and AugmentSpec().crop_flip
-    spec = AugmentSpec.from_params({"crop_flip": True, "trivial_augment": True, "mixup_alpha": 0.8,
-                                    "cutmix_alpha": 1.0, "mix_prob": 1.0, "switch_prob": 0.5})
+    spec = AugmentSpec.from_params({"crop_flip": True, "rotate_degrees": 15.0, "trivial_augment": True,
+                                    "mixup_alpha": 0.8, "cutmix_alpha": 1.0, "mix_prob": 1.0, "switch_prob": 0.5})
     assert spec == EVERYTHING and spec.mixes
     assert not AugmentSpec.from_params({"mixup_alpha": 0.8, "mix_prob": 0.0}).mixes
     with pytest.raises(ValueError, match="mixup_alfa"):
         AugmentSpec.from_params({"mixup_alfa": 0.8})
     bad_values = ({"mixup_alpha": -1.0}, {"mix_prob": 1.5}, {"switch_prob": float("nan")},
-                  {"cutmix_alpha": float("inf")})
+                  {"cutmix_alpha": float("inf")}, {"rotate_degrees": -5.0}, {"rotate_degrees": 200.0},
+                  {"rotate_degrees": float("nan")})
     for bad in bad_values:
         with pytest.raises(ValueError):
             AugmentSpec.from_params(bad)

@@ -29,6 +29,12 @@ HEADS = [1, 2, 4, 6, 8, 10, 12]
 BATCH_SIZES = [32, 64, 128, 256, 512]
 SIGMAS = [0.0, 0.05, 0.1, 0.2, 0.3]
 ABLATION = ["msga_local", "msga_global", "msga"]  # the halves first: the claim is msga above both
+CONTROLS = ["msga_single", "msga_noattn"]  # each against msga at near-equal cost
+ABLATION_RUNS = [*ABLATION, *CONTROLS]  # the ablation experiment's models, in simulate_runs' offset order
+MATCHED = ["mlp_mixer_flops", "convnext_flops", "cnn_lstm_flops", "crossvit_flops", "msga"]  # the rows at msga's FLOPs
+# (params, FLOPs per image) as params.yaml sizes them: the halves cost less, the controls the same
+COSTS = {"msga": (3.11e6, 9.94e8), "msga_local": (2.05e6, 8.5e8), "msga_global": (2.19e6, 5.8e8),
+         "msga_single": (3.10e6, 9.89e8), "msga_noattn": (3.12e6, 9.87e8)}
 SEEDS = (0, 1, 2)
 
 BASE = 0.70
@@ -39,6 +45,8 @@ BOUND = 0.07  # the most a nominal 5% rate may show: 5.8 binomial sd above 5% at
 CLEAR_STEP = 8 * RUN_SD  # a clear effect: 5.7 sd of a paired difference, 3.6 sd of a run
 TINY_STEP = 0.2 * RUN_SD
 
+# 4 metrics x (ordering, best) x (Table 1, matched compute); 4 heads claims; 3 sweeps; the ablation and 2 controls
+N_CLAIMS = 4 * 2 * 2 + 4 + 3 + 3
 ADJACENT = [(i, i + 1) for i in range(len(MODELS) - 1)]
 EVERY_PAIR = [(i, j) for i in range(len(MODELS)) for j in range(i + 1, len(MODELS))]
 OURS_ABOVE = [(i, len(MODELS) - 1) for i in range(len(MODELS) - 1)]
@@ -64,8 +72,9 @@ def steps(step: float, groups: int) -> np.ndarray:
 
 
 def simulate_runs(rng, seeds=SEEDS, table1=None, heads=None, batch=None, noise=None, ablation=None,
-                  seed_sd=SEED_SD, run_sd=RUN_SD) -> pd.DataFrame:
-    """A run table as the pipeline writes it; arguments are each experiment's true offsets."""
+                  compute=None, noise_test=None, seed_sd=SEED_SD, run_sd=RUN_SD) -> pd.DataFrame:
+    """A run table as the pipeline writes it; arguments are each experiment's true offsets
+    (ablation: in ABLATION_RUNS' order; compute: in MATCHED's)."""
     shared = dict(zip(seeds, rng.normal(0.0, seed_sd, len(seeds))))
     default = {"variant": "base", "heads": 8, "batch_size": 256, "test_sigma": 0.0}
     layouts = [
@@ -73,7 +82,9 @@ def simulate_runs(rng, seeds=SEEDS, table1=None, heads=None, batch=None, noise=N
         ("heads", "heads", HEADS, heads),
         ("batch_size", "batch_size", BATCH_SIZES, batch),
         ("noise", "test_sigma", SIGMAS, noise),
-        ("ablation", "model", ABLATION, ablation),
+        ("noise_test", "test_sigma", SIGMAS, noise_test),
+        ("ablation", "model", ABLATION_RUNS, ablation),
+        ("compute_matched", "model", MATCHED, compute),
     ]
     rows = []
     for experiment, column, groups, offsets in layouts:
@@ -81,6 +92,7 @@ def simulate_runs(rng, seeds=SEEDS, table1=None, heads=None, batch=None, noise=N
         for group, offset in zip(groups, offsets):
             for seed in seeds:
                 row = {**default, "experiment": experiment, "model": "msga", "seed": seed, column: group}
+                row["params"], row["flops_per_image"] = COSTS.get(row["model"], (1e6, 1e8))
                 for metric in claims.METRICS:
                     row[metric] = BASE + offset + shared[seed] + rng.normal(0.0, run_sd)
                 rows.append(row)
@@ -156,6 +168,53 @@ def test_no_true_effect_is_rarely_held(claim):
     assert measured_rates()[f"null: {claim} held"] <= BOUND
 
 
+# The least favourable null of a claim made of several differences: one of them exactly 0, every
+# other far on the claimed side (APART: 20 run sd, which three paired seeds resolve nearly always).
+# The intersection-union test is held only if every interval clears 0, so its false "held" rate
+# there is that of the one tied difference's one-sided test, alpha / 2 = 2.5%, times the near-1
+# power of the rest: the most it can approach anywhere in the null. (With every group equal, as
+# above, all differences must clear 0 by chance at once, which is far rarer: a bug that checked
+# only one difference, or only some, would pass there and be caught here, where it says "held"
+# about as often as the separated pairs pass: 100% of draws.) N_LEAST draws per configuration: at
+# a true rate of 2-2.5% a rate's sd is 0.6-0.7 points, so BOUND is over 6 sd above it and the
+# floor of 0.5%, which shows the configuration does reach the boundary, over 2 sd below it.
+N_LEAST = 500
+APART = 20 * RUN_SD
+LEAST_FAVOURABLE = {  # claim -> (groups, claimed pairs, opposing pairs or None)
+    "ordering": (len(MODELS), ADJACENT, EVERY_PAIR),
+    "ours best": (len(MODELS), OURS_ABOVE, None),
+    "ablation": (3, ABLATION_PAIRS, None),
+    "peak at 8": (len(HEADS), PEAK_PAIRS, None),
+}
+
+
+def least_favourable_offsets(groups: int, pairs, tied: int) -> np.ndarray:
+    """Offsets that tie claimed pair `tied` and put every other claimed pair APART on the claimed
+    side. The claims are chains (each group above the one before) or stars (one group above all)."""
+    if all(high == low + 1 for low, high in pairs):  # a chain: steps of APART, the tied one flat
+        steps = np.full(groups - 1, APART)
+        steps[tied] = 0.0
+        return np.concatenate([[0.0], np.cumsum(steps)])
+    (top,) = {high for _, high in pairs}  # a star: the top above every other, the tied one level with it
+    offsets = np.zeros(groups)
+    offsets[top] = offsets[pairs[tied][0]] = APART
+    return offsets
+
+
+@pytest.mark.parametrize("claim", list(LEAST_FAVOURABLE))
+def test_one_tied_difference_among_clear_ones_is_rarely_held(claim):
+    groups, pairs, opposing = LEAST_FAVOURABLE[claim]
+    rng = np.random.default_rng(20_240_602)
+    for tied in range(len(pairs)):
+        offsets = least_favourable_offsets(groups, pairs, tied)
+        result = claims.directional_test(draw(rng, offsets, N_LEAST), pairs, opposing)
+        tied_share = float(np.mean(result.claimed.ci_low[:, tied] > 0))
+        assert 0.005 <= share(result, HELD) <= BOUND, (claim, tied, offsets)
+        assert share(result, HELD) <= tied_share  # held needs the tied pair to pass, and more
+        others = np.delete(result.claimed.ci_low, tied, axis=1) > 0
+        assert others.all(axis=1).mean() >= 0.8, (claim, tied)  # the rest are clear: the null is least favourable
+
+
 def test_the_sweep_anova_keeps_its_nominal_level():
     # not only bounded: an exact test lands near alpha (sd 0.34 points at N_NULL draws)
     for name in ("heads", "batch size", "noise"):
@@ -204,7 +263,7 @@ def test_the_ordering_comes_from_the_paper_table():
 
 def test_a_tiny_effect_with_three_seeds_is_within_noise():
     runs = simulate_runs(np.random.default_rng(3), table1=steps(TINY_STEP, len(MODELS)),
-                         ablation=[0.0, 0.0, TINY_STEP])
+                         ablation=[0.0, 0.0, TINY_STEP, 0.0, 0.0])
     verdicts = by_label(claims.evaluate(runs, PAPER))
     for label in ("Table 1 order (ACC)", "Ours best (ACC)", "ablation: full beats both halves"):
         assert verdicts[label].verdict == WITHIN_NOISE
@@ -224,7 +283,8 @@ def test_evaluate_agrees_with_the_array_statistics():
     rng = np.random.default_rng(5)
     for _ in range(8):
         runs = simulate_runs(rng, table1=steps(2 * RUN_SD, len(MODELS)), heads=rng.normal(0, 2 * RUN_SD, len(HEADS)),
-                             batch=rng.normal(0, 2 * RUN_SD, len(BATCH_SIZES)), ablation=[0.0, 0.0, 3 * RUN_SD])
+                             batch=rng.normal(0, 2 * RUN_SD, len(BATCH_SIZES)),
+                             ablation=[0.0, 0.0, 3 * RUN_SD, 0.0, 2 * RUN_SD], compute=steps(RUN_SD, len(MATCHED)))
         verdicts = by_label(claims.evaluate(runs, PAPER))
 
         def grid(experiment, column, groups, metric):
@@ -239,9 +299,86 @@ def test_evaluate_agrees_with_the_array_statistics():
             "Recall peak at 8 heads": claims.directional_test(grid("heads", "heads", HEADS, "recall"), PEAK_PAIRS),
             "heads influence Recall": claims.block_anova(grid("heads", "heads", HEADS, "recall")),
             "batch size influences ACC": claims.block_anova(grid("batch_size", "batch_size", BATCH_SIZES, "acc")),
+            "Table 1 order at matched compute (ACC)":
+                claims.directional_test(grid("compute_matched", "model", MATCHED, "acc"), ADJACENT, EVERY_PAIR),
+            "ablation at equal cost: msga beats msga_noattn":
+                claims.directional_test(grid("ablation", "model", ["msga_noattn", "msga"], "acc"), [(0, 1)]),
         }
         for label, result in expected.items():
             assert verdicts[label].verdict == str(result.verdict[()]), label
+
+
+def test_cost_matched_controls_get_verdicts_of_their_own_with_their_costs():
+    clear = 1.5 * CLEAR_STEP
+    # msga above both halves and above msga_noattn, level with msga_single
+    runs = simulate_runs(np.random.default_rng(30), ablation=[0.0, 0.0, clear, clear, 0.0])
+    verdicts = by_label(claims.evaluate(runs, PAPER))
+    halves = verdicts["ablation: full beats both halves"]
+    single = verdicts["ablation at equal cost: msga beats msga_single"]
+    noattn = verdicts["ablation at equal cost: msga beats msga_noattn"]
+    assert halves.verdict == HELD and noattn.verdict == HELD and single.verdict == WITHIN_NOISE
+    assert "Multi-scale convolution matters at equal cost" in single.claim
+    assert "Global attention matters at equal cost" in noattn.claim
+    assert "size is confounded" in halves.claim
+    assert "msga_local: 0.66x msga's params, 0.86x its FLOPs (not cost-matched" in halves.evidence
+    assert "msga_single: 1.00x msga's params, 0.99x its FLOPs (cost-matched)" in single.evidence
+    # a control above msga: a significant reversal
+    reversed_ = simulate_runs(np.random.default_rng(31), ablation=[0.0, 0.0, 0.0, 0.0, clear])
+    control = by_label(claims.evaluate(reversed_, PAPER))["ablation at equal cost: msga beats msga_noattn"]
+    assert control.verdict == NOT_HELD and control.estimate < 0
+    # a control that never ran is not tested, and says which
+    gone = runs[~((runs.experiment == "ablation") & (runs.model == "msga_single"))]
+    missing = by_label(claims.evaluate(gone, PAPER))["ablation at equal cost: msga beats msga_single"]
+    assert missing.verdict == NOT_TESTED and "msga_single" in missing.reason
+
+
+@pytest.mark.parametrize(("params", "flops", "matched"), [
+    (1.0, 0.99, True), (0.66, 0.86, False), (0.70, 0.58, False), (1.15, 0.85, True), (1.16, 1.0, False),
+    (1.0, float("nan"), False)])
+def test_costs_are_matched_when_both_are_within_the_tolerance(params, flops, matched):
+    assert claims.cost_matched(params, flops) is matched
+
+
+def test_the_compute_matched_block_gets_its_own_ordering_and_best():
+    clear = 1.5 * CLEAR_STEP
+    # the paper's order holds at matched parameters and is reversed at matched compute
+    runs = simulate_runs(np.random.default_rng(32), table1=steps(clear, len(MODELS)),
+                         compute=steps(-clear, len(MATCHED)))
+    verdicts = by_label(claims.evaluate(runs, PAPER))
+    for metric in ("AUC", "ACC", "Precision", "Recall"):
+        assert verdicts[f"Table 1 order ({metric})"].verdict == HELD
+        assert verdicts[f"Ours best ({metric})"].verdict == HELD
+        matched = verdicts[f"Table 1 order at matched compute ({metric})"]
+        assert matched.verdict == NOT_HELD and "convnext_flops" in matched.evidence
+        assert "mlp_mixer_flops, convnext_flops, cnn_lstm_flops, crossvit_flops in the paper's rows" in matched.claim
+        assert verdicts[f"Ours best at matched compute ({metric})"].verdict == NOT_HELD
+    # the same at matched compute as at matched parameters
+    same = by_label(claims.evaluate(simulate_runs(np.random.default_rng(33), compute=steps(clear, len(MATCHED))),
+                                    PAPER))
+    assert same["Table 1 order at matched compute (ACC)"].verdict == HELD
+    assert same["Ours best at matched compute (ACC)"].verdict == HELD
+    # a row no compute-matched model stands for leaves the block untested, and names the row
+    gone = runs[~((runs.experiment == "compute_matched") & (runs.model == "convnext_flops"))]
+    untested = by_label(claims.evaluate(gone, PAPER))["Ours best at matched compute (ACC)"]
+    assert untested.verdict == NOT_TESTED and "convnext" in untested.reason
+    assert by_label(claims.evaluate(gone, PAPER))["Ours best (ACC)"].verdict == HELD  # Table 1 is unaffected
+
+
+def test_two_models_standing_for_one_row_leave_the_block_untested(monkeypatch):
+    runs = simulate_runs(np.random.default_rng(34))
+    twin = runs[(runs.experiment == "compute_matched") & (runs.model == "convnext_flops")].assign(model="convnext_big")
+    real = claims.paper_model
+    monkeypatch.setattr(claims, "paper_model", lambda m, models: "convnext" if m == "convnext_big" else real(m, models))
+    verdict = by_label(claims.evaluate(pd.concat([runs, twin]), PAPER))["Table 1 order at matched compute (ACC)"]
+    assert verdict.verdict == NOT_TESTED and "convnext_flops and convnext_big both stand for convnext" in verdict.reason
+
+
+def test_clean_training_with_a_noisy_test_is_tested_for_influence():
+    falling = steps(-CLEAR_STEP, len(SIGMAS))
+    verdicts = by_label(claims.evaluate(simulate_runs(np.random.default_rng(35), noise_test=falling), PAPER))
+    arm = verdicts["test noise after clean training influences ACC"]
+    assert arm.verdict == HELD and "at test only" in arm.claim
+    assert verdicts["noise level influences ACC"].verdict == WITHIN_NOISE  # the other arm has no effect here
 
 
 # ---------------------------------------------------------------- degenerate and partial tables
@@ -249,7 +386,7 @@ def test_evaluate_agrees_with_the_array_statistics():
 
 def test_one_seed_is_not_tested_with_the_reason():
     verdicts = claims.evaluate(simulate_runs(np.random.default_rng(6), seeds=(0,)), PAPER)
-    assert len(verdicts) == 15
+    assert len(verdicts) == N_CLAIMS
     for v in verdicts:
         assert v.verdict == NOT_TESTED and "1 seed only" in v.reason, v
 
@@ -257,7 +394,7 @@ def test_one_seed_is_not_tested_with_the_reason():
 @pytest.mark.parametrize("runs", [pd.DataFrame(), pd.DataFrame(columns=["experiment", "model", "seed", "acc"]), None])
 def test_an_empty_table_is_not_tested(runs):
     verdicts = claims.evaluate(runs, PAPER)
-    assert len(verdicts) == 15 and {v.verdict for v in verdicts} == {NOT_TESTED}
+    assert len(verdicts) == N_CLAIMS and {v.verdict for v in verdicts} == {NOT_TESTED}
     assert all(v.reason for v in verdicts)
     assert "not tested" in claims.summary(verdicts)
 
@@ -267,7 +404,7 @@ def test_a_missing_model_leaves_table1_untested_and_the_rest_tested():
     runs = runs[~((runs.experiment == "table1") & (runs.model == "crossvit"))]
     verdicts = claims.evaluate(runs, PAPER)
     for v in verdicts:
-        if v.label.startswith(("Table 1", "Ours best")):
+        if v.label.startswith(("Table 1", "Ours best")) and "matched compute" not in v.label:
             assert v.verdict == NOT_TESTED and "crossvit" in v.reason
         else:
             assert v.verdict != NOT_TESTED, v
@@ -326,7 +463,7 @@ def test_identical_runs_give_no_warning_and_no_verdict_from_zero_variance():
         assert v.verdict == WITHIN_NOISE, v
         assert np.isfinite(v.min_detectable) and v.min_detectable > 0
     # a constant difference with zero spread is consistent evidence, not a division by zero
-    shifted = simulate_runs(np.random.default_rng(12), run_sd=0.0, ablation=[0.0, 0.0, 0.01])
+    shifted = simulate_runs(np.random.default_rng(12), run_sd=0.0, ablation=[0.0, 0.0, 0.01, 0.0, 0.0])
     assert by_label(claims.evaluate(shifted, PAPER))["ablation: full beats both halves"].verdict == HELD
 
 

@@ -84,6 +84,11 @@ BAD_PARAMS = {
     "negative lr": (_set("train", "lr", -1e-3), ["train.lr", "less than or equal to the minimum of 0"]),
     "negative lr per model": (_set("train", "per_model", {"msga": {"lr": -1}}), ["train.per_model.msga.lr", "minimum"]),
     "negative weight decay": (_set("train", "weight_decay", -1), ["train.weight_decay", "minimum of 0"]),
+    "weight_decay_all as text": (_set("train", "weight_decay_all", "yes"), ["train.weight_decay_all", "'boolean'"]),
+    "rotation past 180 degrees": (_set("train", "augment", {"rotate_degrees": 270}),
+                                  ["train.augment.rotate_degrees", "maximum of 180"]),
+    "negative rotation": (_set("train", "augment", {"rotate_degrees": -15}),
+                          ["train.augment.rotate_degrees", "minimum of 0"]),
     "negative noise": (_set("noise", "train_sigma", -0.1), ["noise.train_sigma", "minimum of 0"]),
     "zero heads in the sweep": (_set("experiments", "heads", "values", [0]), ["experiments.heads.values.0", "minimum"]),
     "negative seed": (_set("experiments", "table1", "seeds", [-1]), ["experiments.table1.seeds.0", "minimum of 0"]),
@@ -203,6 +208,21 @@ def test_per_model_recipe_overrides_are_applied_and_recorded(raw):
     config = resolve_run(params, Run("crossvit", BASE_VARIANT, 0))
     assert config["train"]["lr"] == 5.0e-4 and config["per_model_overrides"] == {"lr": 5.0e-4}
     assert resolve_run(params, Run("msga", BASE_VARIANT, 0))["train"]["lr"] == raw["train"]["lr"]
+
+
+def test_the_anchor_trains_with_its_literature_recipe():
+    """weiaicunzai/pytorch-cifar100 (train.py, utils.py): SGD momentum 0.9, lr 0.1, batch 128,
+    weight decay 5e-4 on all parameters, x0.2 at 60/120/160 of 200 epochs, one warmup epoch,
+    crop (pad 4) + flip + RandomRotation(15), plain cross-entropy."""
+    train = resolve_run(load_params(REPO / "params.yaml"), Run("resnet18", BASE_VARIANT, 0))["train"]
+    assert {k: train[k] for k in ("optimizer", "nesterov", "lr", "lr_scaling", "batch_size", "weight_decay",
+                                  "weight_decay_all", "epochs", "schedule", "milestones", "gamma", "warmup_epochs",
+                                  "label_smoothing", "grad_clip")} == {
+        "optimizer": "sgd", "nesterov": False, "lr": 0.1, "lr_scaling": "none", "batch_size": 128,
+        "weight_decay": 5e-4, "weight_decay_all": True, "epochs": 200, "schedule": "step", "milestones": [60, 120, 160],
+        "gamma": 0.2, "warmup_epochs": 1, "label_smoothing": 0.0, "grad_clip": 0.0}
+    assert train["augment"] == {"crop_flip": True, "rotate_degrees": 15.0, "trivial_augment": False,
+                                "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "mix_prob": 1.0, "switch_prob": 0.5}
 
 
 @pytest.mark.parametrize("text,words", [

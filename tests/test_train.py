@@ -91,6 +91,18 @@ def test_step_schedule_warms_up_then_multiplies_by_gamma_at_each_milestone():
     assert [lr(s) for s in (10, 39, 40, 79, 80, 99)] == pytest.approx([0.1, 0.1, 0.02, 0.02, 0.004, 0.004])
 
 
+@pytest.mark.parametrize("everything", [False, True])
+def test_weight_decay_skips_norms_and_biases_unless_told_to_decay_every_parameter(everything):
+    from msga.train import make_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(4, 2))
+    train = {"optimizer": "sgd", "nesterov": False, "weight_decay": 5e-4, "weight_decay_all": everything}
+    decay_of = {id(p): g["weight_decay"] for g in make_optimizer(model, train, 0.1).param_groups for p in g["params"]}
+    for name, p in model.named_parameters():
+        expected = 5e-4 if everything or p.ndim > 1 else 0.0  # biases and the norm's scale and shift are 1-D
+        assert decay_of[id(p)] == expected, name
+
+
 def test_the_validation_split_holds_out_a_tenth_of_each_class_the_same_for_every_run(packed):
     from msga.train import split_validation
 

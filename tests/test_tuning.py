@@ -50,3 +50,45 @@ def test_no_tune_results_say_what_to_run(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["tune", "--reports", str(tmp_path)])
     assert exc.value.code == 2 and "run the tune experiment" in capsys.readouterr().err
+
+
+CONTROLS = ("msga_local", "msga_global", "msga_single", "msga_noattn")
+
+
+def test_apply_gives_the_controls_and_other_sizes_the_winner_of_their_model(tmp_path, tune_csv, capsys):
+    params = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", params)
+    assert main(["tune", "--reports", str(tmp_path), "--params", str(params), "--apply"]) == 0
+    out = capsys.readouterr().out
+    assert "train.per_model.msga_single.lr: train.lr -> 0.004 (msga's winner)" in out
+    per_model = load_params(params)["train"]["per_model"]
+    assert {m: per_model[m]["lr"] for m in CONTROLS} == dict.fromkeys(CONTROLS, 4e-3)
+    assert per_model["convnext_flops"]["lr"] == 1e-3  # its architecture's winner
+    assert "lr" not in per_model.get("mlp_mixer_flops", {})  # mlp_mixer was not tuned here
+    assert per_model["resnet18"]["lr"] == 0.1  # the anchor keeps its literature recipe
+    # the runs of the ablation and of the compute-matched block now train at those rates
+    from msga.config import build_grid
+
+    grid = build_grid(load_params(params))
+    trained = {grid.configs[r.id]["model"]["name"]: grid.configs[r.id]["train"]["lr"]
+               for e in ("ablation", "compute_matched") for r in grid.experiments[e]}
+    assert trained == {**dict.fromkeys(("msga", *CONTROLS), 4e-3), "convnext_flops": 1e-3,
+                       "mlp_mixer_flops": 2e-3, "cnn_lstm_flops": 2e-3, "crossvit_flops": 2e-3}
+
+
+def test_a_model_inherits_only_a_winner_picked_for_its_own_recipe():
+    from msga.config import lr_sources
+
+    params = load_params(REPO / "params.yaml")
+    tuned = ["mlp_mixer", "convnext", "cnn_lstm", "crossvit", "msga"]
+    assert lr_sources(params, tuned) == {**dict.fromkeys(CONTROLS, "msga"), "mlp_mixer_flops": "mlp_mixer",
+                                         "convnext_flops": "convnext", "cnn_lstm_flops": "cnn_lstm",
+                                         "crossvit_flops": "crossvit"}
+    params["train"]["per_model"]["msga_single"] = {"epochs": 60}  # another recipe: msga's winner says nothing
+    params["train"]["per_model"]["convnext_flops"] = {"lr": 1e-2}  # a learning rate alone is what is inherited
+    sources = lr_sources(params, tuned)
+    assert "msga_single" not in sources and sources["convnext_flops"] == "convnext"
+    # a control tuned itself is its own source; its siblings still inherit from the model named after the file
+    assert "msga_local" not in lr_sources(params, [*tuned, "msga_local"])
+    assert lr_sources(params, [*tuned, "msga_local"])["msga_global"] == "msga"
+    assert lr_sources(params, []) == {}

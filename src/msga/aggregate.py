@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from msga import claims, consistency
-from msga.config import Grid, build_grid, load_params
+from msga import claims, consistency, experiments
+from msga.config import Grid, build_grid, load_params, lr_sources
 from msga.recipe import scaled_lr
 from msga.experiments import COORDINATES, MODEL_SETS, SWEEPS, TUNE
 from msga.io import atomic_output, write_json_atomic, write_text_atomic
@@ -31,7 +31,7 @@ log = logging.getLogger("msga.aggregate")
 
 
 RECIPE_KEYS = ("epochs", "optimizer", "nesterov", "schedule", "min_lr", "milestones", "gamma", "warmup_epochs",
-               "weight_decay", "label_smoothing", "grad_clip")
+               "weight_decay", "weight_decay_all", "label_smoothing", "grad_clip")
 PROBLEM_COLUMNS = ["experiments", "model", "variant", "seed", "status", "reason"]
 
 
@@ -116,6 +116,8 @@ def _dotted(config: dict, key: str):
 def describe_augment(augment: dict) -> str:
     """A recipe's augmentation in a few words."""
     parts = ["random crop (pad 4) + horizontal flip"] if augment.get("crop_flip") else []
+    if augment.get("rotate_degrees"):
+        parts.append(f"random rotation (±{augment['rotate_degrees']:g}°)")
     if augment.get("trivial_augment"):
         parts.append("TrivialAugment-wide")
     for kind in ("mixup", "cutmix"):
@@ -177,20 +179,8 @@ def table1(runs: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
 
 
 def paper_model(model: str, paper: pd.DataFrame) -> str | None:
-    """The paper's row a model stands for: itself, or the row built by the same architecture
-    (convnext_flops is the paper's CNN row at another size)."""
-    models = list(paper["model"])
-    if model in models:
-        return model
-    builder = _builder(model)
-    return next((m for m in models if _builder(m) == builder), None)
-
-
-def _builder(model: str) -> str | None:
-    try:
-        return model_entry(model).builder
-    except KeyError:
-        return None
+    """The paper's row a model stands for: itself, or the row built by the same architecture."""
+    return experiments.paper_model(model, paper["model"])
 
 
 def in_order(df: pd.DataFrame, models: list[str]) -> pd.DataFrame:
@@ -222,10 +212,17 @@ def compute_matched(runs: pd.DataFrame, paper: pd.DataFrame, order: list[str] = 
 
 
 def ablation(runs: pd.DataFrame, order: list[str] = ()) -> pd.DataFrame:
-    """The ablation's models: summary over seeds beside each model's costs."""
+    """The ablation's models: summary over seeds beside each model's costs, as multiples of the full
+    model's, and whether its comparison with the full model is cost-matched."""
     part = runs[runs.experiment == "ablation"] if not runs.empty else runs
     ours = in_order(summarize(part, "model"), list(order)).reset_index(drop=True)
-    return ours.merge(model_costs(runs), on="model", how="left")
+    out = ours.merge(model_costs(runs), on="model", how="left")
+    full = claims.ABLATION[0]
+    ratios = [claims.cost_ratios(out, m, full) for m in out["model"]]
+    out["params_ratio"] = [r[0] for r in ratios]
+    out["flops_ratio"] = [r[1] for r in ratios]
+    out["cost_matched"] = [claims.cost_matched(*r) for r in ratios]
+    return out
 
 
 ANCHOR_COLUMNS = ["model", "role", "n_seeds", "acc_mean", "acc_std", "acc_ci95", "top5_mean", "epochs",
@@ -287,12 +284,14 @@ def sweep(runs: pd.DataFrame, exp: str) -> pd.DataFrame:
     return part[[col, "seed", *HEADLINE]].sort_values([col, "seed"]).reset_index(drop=True)
 
 
-TUNE_COLUMNS = ["model", "lr", "val_acc_mean", "val_acc_std", "n_seeds", "best", "table1_lr"]
+TUNE_COLUMNS = ["model", "lr", "val_acc_mean", "val_acc_std", "n_seeds", "best", "table1_lr", "params",
+                "flops_per_image"]
 
 
 def tune(runs: pd.DataFrame) -> pd.DataFrame:
     """Validation accuracy per model and learning rate (per 256 images), the best one marked, beside
-    the learning rate Table 1's runs trained with."""
+    the learning rate Table 1's runs trained with and the model's costs (a learning rate changes
+    no cost, so the tune runs' own serve)."""
     part = runs[runs.experiment == TUNE] if not runs.empty else runs
     if part.empty:
         return pd.DataFrame(columns=TUNE_COLUMNS)
@@ -303,7 +302,23 @@ def tune(runs: pd.DataFrame) -> pd.DataFrame:
     best = out.loc[out.groupby("model")["val_acc_mean"].idxmax(), ["model", "lr"]]  # ties: the smaller lr
     out["best"] = out.set_index(["model", "lr"]).index.isin(best.set_index(["model", "lr"]).index)
     out["table1_lr"] = out["model"].map(table1_lr)
+    costs = part.groupby("model")[["params", "flops_per_image"]].first()
+    out = out.join(costs, on="model")
     return out[TUNE_COLUMNS]
+
+
+def inherited_rates(params: dict, tune_table: pd.DataFrame, runs: pd.DataFrame) -> list[dict]:
+    """Each model that trains at a tuned model's winner (config.lr_sources): the winner, and the
+    learning rate its base runs trained with (None where none ran), so the report can say whether
+    every block compares models tuned alike."""
+    winners = tune_table[tune_table["best"].astype(bool)].set_index("model")["lr"] if not tune_table.empty else {}
+    base = runs[runs.variant == "base"].groupby("model")["lr"].first() if not runs.empty else pd.Series(dtype=float)
+    out = []
+    for model, source in lr_sources(params, list(winners.index) if len(winners) else []).items():
+        trained = base.get(model)
+        out.append({"model": model, "source": source, "winner": float(winners[source]),
+                    "trained": None if trained is None or pd.isna(trained) else float(trained)})
+    return out
 
 
 def costs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -327,7 +342,8 @@ def dvc_metrics(t1: pd.DataFrame, runs: pd.DataFrame, problems: pd.DataFrame) ->
     return out
 
 
-def context(grid: Grid, problems: pd.DataFrame, verdicts: list, consistency_finding: str) -> dict:
+def context(grid: Grid, problems: pd.DataFrame, verdicts: list, consistency_finding: str,
+            inherited: list[dict] = ()) -> dict:
     """What the report needs beyond the tables: the data, the runs expected and missing, the
     verdict summary, the methods of the claims, the consistency finding."""
     return {
@@ -339,6 +355,7 @@ def context(grid: Grid, problems: pd.DataFrame, verdicts: list, consistency_find
         "summary": claims.summary(verdicts),
         "methods": claims.METHODS,
         "consistency": consistency_finding,
+        "lr_inherited": list(inherited),
         "grid_sha256": hashlib.sha256(grid.to_json().encode()).hexdigest(),  # of reports/grid.json's bytes
         "sweeps": [{"experiment": exp, "figure": s.figure, "title": s.title, "label": s.label, "x": s.x,
                     "name": s.name, "metrics": list(s.metrics), "in_paper": s.in_paper} for exp, s in SWEEPS.items()],
@@ -383,7 +400,9 @@ def main(args) -> None:
         _write_csv(df, out / name)
     plots.draw_all(frames, out / "figures", paper)
     write_json_atomic(out / "metrics.json", dvc_metrics(t1, runs, problems))
-    write_json_atomic(out / "context.json", context(grid, problems, verdicts, consistency.finding(paper, gaps)))
+    inherited = inherited_rates(grid.params, frames["tune.csv"], runs)
+    finding = consistency.finding(paper, gaps)
+    write_json_atomic(out / "context.json", context(grid, problems, verdicts, finding, inherited))
     write_text_atomic(out / "grid.json", grid.to_json())
     print(f"aggregated {runs[['model', 'variant', 'seed']].drop_duplicates().shape[0]} of {len(grid.runs)} runs "
           f"into {out}; {len(problems)} not aggregated")

@@ -25,7 +25,7 @@ feeds them one run table at a time.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 
 import numpy as np
@@ -33,6 +33,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from msga.experiments import SWEEPS as GRID_SWEEPS
+from msga.experiments import paper_model
 from msga.metrics import HEADLINE, LABELS
 
 ALPHA = 0.05  # every test's level
@@ -51,9 +52,21 @@ METRIC_LABELS = LABELS
 HEADS_PEAK = 8  # Figure 2: Recall peaks at 8 heads
 HEADS_MANY = (10, 12)  # ... and is lower at 10 and 12
 HEADS_FEW = (1, 2)  # ... and lower when the heads are few
-# the factors the paper names besides heads (which have their own claims); other sweeps are diagnostics
-SWEEPS = {exp: (GRID_SWEEPS[exp].x, GRID_SWEEPS[exp].name) for exp in ("batch_size", "noise")}
-ABLATION = ("msga", ("msga_local", "msga_global"))  # the full model and its two halves
+# the factors the paper names besides heads (which have their own claims). Its "noise level
+# influences performance" does not say where the noise is, so both arms test it: noise in training
+# and at test, and clean training with a noisy test. Its "robustness" names no comparator and no
+# threshold, so it gives no direction to test: the clean-training arm is tested for influence only.
+# The fixed-learning-rate batch arm is a diagnostic of the batch-size sweep, not a claim.
+SWEEPS = {exp: (GRID_SWEEPS[exp].x, GRID_SWEEPS[exp].name) for exp in ("batch_size", "noise", "noise_test")}
+ABLATION = ("msga", ("msga_local", "msga_global"))  # the full model and its two halves, each of lower cost
+# Controls that differ from msga in one thing at near-equal cost -> the component that thing is:
+# a difference from them is one of the component, not of size
+CONTROLS = {"msga_single": "multi-scale convolution", "msga_noattn": "global attention"}
+CONTROL_CHANGE = {"msga_single": "one kernel size in as many branches", "msga_noattn": "attention blocks replaced "
+                  "by local-mixing blocks of equal cost"}
+# Two models' costs are matched when each of parameters and forward FLOPs is within this share of
+# the other's: the tolerance the compute-matched block is sized to (params.yaml)
+COST_TOLERANCE = 0.15
 
 METHODS = (
     f"Each claim is tested at alpha = {ALPHA}. Runs that share a seed share data order, "
@@ -66,6 +79,13 @@ METHODS = (
     "all differences must pass; it is not held if some difference is significantly in the "
     "reverse direction, with a Holm correction across the differences that could contradict "
     "the claim (for an ordering, every pair of its models); otherwise it is within noise. "
+    "The ablation's halves (msga_local, msga_global) cost less than msga, so beating them confounds a "
+    "component with size; each control that lacks one component at near-equal cost (msga_single, "
+    "msga_noattn) gets a paired verdict of its own, and every ablation verdict states each model's "
+    f"params and FLOPs as multiples of msga's (cost-matched: both within {COST_TOLERANCE:.0%}). "
+    "The ordering and 'Ours best' are tested on Table 1's runs, matched in parameters, and again as "
+    "verdicts of their own on the compute-matched block, where each baseline's row is played by a "
+    "larger size of its architecture whose forward FLOPs are close to msga's. "
     "Claims that a hyperparameter influences a metric use a randomized-block ANOVA over the "
     "sweep values with the seed as the block (a repeated-measures ANOVA): blocking removes the "
     "seed-to-seed variation that every value shares, which a one-way ANOVA would leave in its "
@@ -455,41 +475,89 @@ def _paper_order(paper) -> tuple[list[str], list[str], str]:
     return models, labels, ""
 
 
-def ordering_claims(runs, paper) -> list[Verdict]:
-    """Claim 1: Table 1's rows increase in the paper's order, one verdict per metric."""
+@dataclass(frozen=True)
+class ModelBlock:
+    """A block of models compared as Table 1's rows: the paper's ordering and "Ours best" are
+    tested on each."""
+
+    experiment: str  # its section under `experiments:`
+    label: str  # "" for Table 1 itself, else how its verdicts' labels and claims say which block
+    stand_ins: bool  # the paper's rows are played by models of the same architecture at another size
+
+
+MODEL_BLOCKS = (ModelBlock("table1", "", stand_ins=False),
+                ModelBlock("compute_matched", "at matched compute", stand_ins=True))
+
+
+def _block_models(rows: pd.DataFrame, models: list[str], block: ModelBlock) -> tuple[list[str], str]:
+    """The model of the block's runs that plays each of the paper's rows (the row's own model when
+    none does, which then counts as missing), or a reason why the rows cannot be told apart.
+
+    At matched compute a row is played by another size of its architecture (convnext_flops for
+    convnext); the paper's own model plays it only when no other size ran (msga, the reference).
+    """
+    if not block.stand_ins:
+        return list(models), ""
+    ran = [str(m) for m in pd.unique(rows["model"])]
+    out, ambiguous = [], []
+    for model in models:
+        others = [m for m in ran if m != model and paper_model(m, models) == model]
+        if len(others) > 1:
+            ambiguous.append(f"{' and '.join(others)} both stand for {model}")
+        out.append(others[0] if others else model)
+    return out, "; ".join(ambiguous)
+
+
+def _block_texts(block: ModelBlock, kind: str, metric: str, claim: str, players: list[str], models: list[str]):
+    """(label, claim) of one block's verdict on one metric."""
+    where = f" {block.label}" if block.label else ""
+    label = f"{kind}{where} ({METRIC_LABELS[metric]})"
+    if block.label and players != models:
+        claim += f", {block.label} ({', '.join(p for p, m in zip(players, models) if p != m)} in the paper's rows)"
+    elif block.label:
+        claim += f", {block.label}"
+    return label, claim
+
+
+def _block_claims(runs, paper, block: ModelBlock, kind: str, claim_of, pairs_of) -> list[Verdict]:
+    """One verdict per metric on the block's runs: claim_of(ours, order) says the claim, pairs_of(n)
+    gives the (claimed, opposing) pairs over the paper's n rows, lowest first."""
     models, labels, problem = _paper_order(paper)
     order = " < ".join(labels) if labels else "MLP < CNN < LSTM < Transformer < Ours"
-    out = []
-    for metric in METRICS:
-        label = f"Table 1 order ({METRIC_LABELS[metric]})"
-        claim = f"Table 1 ordering {order} on {METRIC_LABELS[metric]}"
-        rows, reason = _experiment_rows(runs, "table1", ("model", metric))
-        if problem or rows is None or len(models) < 2:
-            out.append(_not_tested(label, claim, "paired t", problem or reason or "fewer than two models"))
-            continue
-        matrix = _group_matrix(rows, "model", models, metric)
-        adjacent = [(i, i + 1) for i in range(len(models) - 1)]
-        every_pair = [(i, j) for i in range(len(models)) for j in range(i + 1, len(models))]
-        out.append(_directional_verdict(label, claim, matrix, models, adjacent, every_pair))
-    return out
-
-
-def best_claims(runs, paper) -> list[Verdict]:
-    """Claim 2: the paper's last row (its own model) beats every other row, per metric."""
-    models, labels, problem = _paper_order(paper)
     ours = models[-1] if models else "msga"
     out = []
     for metric in METRICS:
-        label = f"Ours best ({METRIC_LABELS[metric]})"
-        claim = f"Ours ({ours}) is best on {METRIC_LABELS[metric]}, above every other Table 1 model"
-        rows, reason = _experiment_rows(runs, "table1", ("model", metric))
-        if problem or rows is None or len(models) < 2:
-            out.append(_not_tested(label, claim, "paired t", problem or reason or "fewer than two models"))
+        rows, reason = _experiment_rows(runs, block.experiment, ("model", metric))
+        players, ambiguous = _block_models(rows, models, block) if rows is not None else (models, "")
+        label, claim = _block_texts(block, kind, metric, claim_of(ours, order, METRIC_LABELS[metric]), players, models)
+        if problem or rows is None or len(models) < 2 or ambiguous:
+            out.append(_not_tested(label, claim, "paired t", problem or reason or ambiguous or "fewer than two models"))
             continue
-        matrix = _group_matrix(rows, "model", models, metric)
-        last = len(models) - 1
-        out.append(_directional_verdict(label, claim, matrix, models, [(i, last) for i in range(last)]))
+        claimed, opposing = pairs_of(len(models))
+        matrix = _group_matrix(rows, "model", players, metric)
+        out.append(_directional_verdict(label, claim, matrix, players, claimed, opposing))
     return out
+
+
+def _ordering_pairs(n: int):
+    return [(i, i + 1) for i in range(n - 1)], [(i, j) for i in range(n) for j in range(i + 1, n)]
+
+
+def _best_pairs(n: int):
+    return [(i, n - 1) for i in range(n - 1)], None
+
+
+def ordering_claims(runs, paper, block: ModelBlock = MODEL_BLOCKS[0]) -> list[Verdict]:
+    """Claim 1: Table 1's rows increase in the paper's order, one verdict per metric."""
+    return _block_claims(runs, paper, block, "Table 1 order",
+                         lambda ours, order, metric: f"Table 1 ordering {order} on {metric}", _ordering_pairs)
+
+
+def best_claims(runs, paper, block: ModelBlock = MODEL_BLOCKS[0]) -> list[Verdict]:
+    """Claim 2: the paper's last row (its own model) beats every other row, per metric."""
+    return _block_claims(runs, paper, block, "Ours best",
+                         lambda ours, order, metric: f"Ours ({ours}) is best on {metric}, above every other "
+                                                     "Table 1 model", _best_pairs)
 
 
 def _heads_trend(label, claim, matrix: GroupMatrix, lower_values) -> Verdict:
@@ -533,11 +601,11 @@ def heads_claims(runs) -> list[Verdict]:
 
 
 def sweep_claims(runs) -> list[Verdict]:
-    """Claim 4: batch size and noise level influence ACC (across each sweep's values)."""
+    """Claim 4: batch size and noise level (in both arms) influence ACC (across each sweep's values)."""
     out = []
     for experiment, (column, name) in SWEEPS.items():
         label = f"{name.lower()} influences ACC"
-        claim = f"{name} influences performance (ACC, across the sweep's values)"
+        claim = f"{name} influences performance (ACC, across the sweep's values of {GRID_SWEEPS[experiment].label})"
         rows, reason = _experiment_rows(runs, experiment, (column, "acc"))
         if rows is None:
             out.append(_not_tested(label, claim, "randomized-block ANOVA", reason))
@@ -548,24 +616,80 @@ def sweep_claims(runs) -> list[Verdict]:
     return out
 
 
-def ablation_claim(runs) -> Verdict:
-    """Claim 5: the full model beats each half on ACC, so the two components are complementary."""
+def cost_ratios(runs, model: str, reference: str) -> tuple[float, float]:
+    """model's parameters and forward FLOPs per image as multiples of reference's, from the run
+    table's cost columns (NaN where either is unknown). Costs depend on the architecture only, so
+    any run of the model serves."""
+    def cost(name, column):
+        if runs is None or column not in runs.columns or "model" not in runs.columns:
+            return float("nan")
+        values = pd.to_numeric(runs.loc[runs["model"] == name, column], errors="coerce").dropna()
+        return float(values.iloc[0]) if len(values) else float("nan")
+
+    return tuple(cost(model, c) / cost(reference, c) for c in ("params", "flops_per_image"))
+
+
+def cost_matched(params_ratio: float, flops_ratio: float) -> bool:
+    """Whether both costs are within COST_TOLERANCE of the reference's (unknown costs: not matched)."""
+    slack = 1e-9  # in floats 0.85 - 1 is not -0.15
+    return all(np.isfinite(r) and abs(r - 1) <= COST_TOLERANCE + slack for r in (params_ratio, flops_ratio))
+
+
+def cost_text(runs, models, reference: str) -> str:
+    """Each model's cost beside the reference's, and whether the comparison is cost-matched."""
+    parts = []
+    for model in models:
+        params_ratio, flops_ratio = cost_ratios(runs, model, reference)
+        if not (np.isfinite(params_ratio) and np.isfinite(flops_ratio)):
+            parts.append(f"cost of {model} unknown")
+            continue
+        matched = ("cost-matched" if cost_matched(params_ratio, flops_ratio)
+                   else "not cost-matched: the difference may be one of size")
+        parts.append(f"{model}: {params_ratio:.2f}x {reference}'s params, {flops_ratio:.2f}x its FLOPs ({matched})")
+    return "; ".join(parts)
+
+
+def _with_costs(verdict: Verdict, runs, models, reference: str) -> Verdict:
+    if verdict.verdict == NOT_TESTED:
+        return verdict
+    return replace(verdict, evidence=f"{verdict.evidence}; {cost_text(runs, models, reference)}")
+
+
+def ablation_claims(runs) -> list[Verdict]:
+    """Claim 5: the full model beats each half on ACC, so the two components are complementary
+    (the halves cost less, so this confounds component and size); and, at near-equal cost, it
+    beats each control that lacks one component."""
     full, parts = ABLATION
-    label = "ablation: full beats both halves"
-    claim = (f"Multi-scale convolution and global attention are complementary: {full} beats "
-             f"{' and '.join(parts)} on ACC")
     rows, reason = _experiment_rows(runs, "ablation", ("model", "acc"))
+    halves_label = "ablation: full beats both halves"
+    halves_claim = (f"Multi-scale convolution and global attention are complementary: {full} beats "
+                    f"{' and '.join(parts)} on ACC (the halves are not sized to {full}'s cost: size is confounded)")
+    controls = [(f"ablation at equal cost: {full} beats {control}",
+                 f"{component[0].upper()}{component[1:]} matters at equal cost: {full} beats {control} "
+                 f"({CONTROL_CHANGE[control]}, near-equal params and FLOPs) on ACC", control)
+                for control, component in CONTROLS.items()]
     if rows is None:
-        return _not_tested(label, claim, "paired t", reason)
+        return [_not_tested(halves_label, halves_claim, "paired t", reason),
+                *(_not_tested(label, claim, "paired t", reason) for label, claim, _ in controls)]
     models = [*parts, full]
     matrix = _group_matrix(rows, "model", models, "acc")
-    return _directional_verdict(label, claim, matrix, models, [(i, len(parts)) for i in range(len(parts))])
+    above_each = [(i, len(parts)) for i in range(len(parts))]
+    halves = _directional_verdict(halves_label, halves_claim, matrix, models, above_each)
+    out = [_with_costs(halves, rows, parts, full)]
+    for label, claim, control in controls:
+        pair = [control, full]
+        verdict = _directional_verdict(label, claim, _group_matrix(rows, "model", pair, "acc"), pair, [(0, 1)])
+        out.append(_with_costs(verdict, rows, [control], full))
+    return out
 
 
 def evaluate(runs: pd.DataFrame, paper: pd.DataFrame) -> list[Verdict]:
-    """Every claim's verdict, in a stable order: Table 1 ordering, best, heads, sweeps, ablation."""
-    return [*ordering_claims(runs, paper), *best_claims(runs, paper), *heads_claims(runs),
-            *sweep_claims(runs), ablation_claim(runs)]
+    """Every claim's verdict, in a stable order: Table 1 ordering, best, heads, sweeps, the ablation
+    and its cost-matched controls, then the ordering and best at matched compute."""
+    table1, matched = MODEL_BLOCKS
+    return [*ordering_claims(runs, paper, table1), *best_claims(runs, paper, table1), *heads_claims(runs),
+            *sweep_claims(runs), *ablation_claims(runs), *ordering_claims(runs, paper, matched),
+            *best_claims(runs, paper, matched)]
 
 
 # ---------------------------------------------------------------- output

@@ -254,11 +254,17 @@ def cmd_aggregate(args) -> None:
 
 def cmd_tune(args) -> None:
     from msga import tuning
+    from msga.config import load_params
 
     best = tuning.winners(Path(args.reports) / "tune.csv")
     print("best learning rate per 256 images, on the validation split:")
     for model, lr in sorted(best.items()):
-        print(f"  {model:<14} {lr:g}")
+        print(f"  {model:<16} {lr:g}")
+    heirs = tuning.inherited(load_params(args.params), best)
+    if heirs:
+        print("models that train at a tuned model's winner (its controls and other sizes):")
+        for model, (source, lr) in sorted(heirs.items()):
+            print(f"  {model:<16} {lr:g} ({source}'s)")
     if not args.apply:
         print(f"to train Table 1 with them: msga tune --apply --params {args.params}")
         return
@@ -388,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="the tune experiment's best learning rates; --apply writes them into params")
     p.add_argument("--reports", default="reports", help="folder holding tune.csv (msga aggregate writes it)")
     p.add_argument("--params", default="params.yaml", help="the params file to update with --apply")
-    p.add_argument("--apply", action="store_true", help="write train.per_model.<model>.lr for each tuned model")
+    p.add_argument("--apply", action="store_true",
+                   help="write train.per_model.<model>.lr for each tuned model and each model that inherits a winner")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("report", help="execute the notebook with papermill and render reports/replication.html")

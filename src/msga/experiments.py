@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from msga.metrics import HEADLINE
+from msga.models import model_entry
 
 # What a run's variant may override: its short name in run paths (heads=4) -> the dotted keys of
 # the run's configuration it sets, all to the same value.
@@ -86,3 +87,20 @@ TUNE = "tune"  # learning rates per model on a held-out validation split (train.
 # The report's order of the experiments.
 EXPERIMENTS = ("table1", "compute_matched", "heads", "batch_size", "batch_size_fixed_lr", "noise", "noise_test",
                "ablation", "anchor", TUNE)
+
+
+def paper_model(model: str, paper_models) -> str | None:
+    """The paper's model that `model` stands for: itself, or the paper's model built by the same
+    architecture (convnext_flops is the paper's CNN row at another size); None for neither."""
+    paper_models = list(paper_models)
+    if model in paper_models:
+        return model
+    builder = _builder(model)
+    return next((m for m in paper_models if builder is not None and _builder(m) == builder), None)
+
+
+def _builder(model: str) -> str | None:
+    try:
+        return model_entry(model).builder
+    except KeyError:
+        return None

@@ -137,10 +137,13 @@ def split_validation(images: torch.Tensor, labels: torch.Tensor) -> tuple[tuple,
 
 
 def make_optimizer(model: nn.Module, train: dict, lr: float) -> torch.optim.Optimizer:
-    # no weight decay on norms, biases and embeddings (1-D or position tensors): standard since DeiT
+    """The recipe's optimizer. Weight decay skips norms, biases and embeddings (1-D or position
+    tensors), standard since DeiT; with weight_decay_all it applies to every parameter, as
+    classic SGD recipes do (torch.optim.SGD(model.parameters(), weight_decay=...))."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 or "pos_embed" in name or "cls_token" in name else decay).append(p)
+        exempt = p.ndim <= 1 or "pos_embed" in name or "cls_token" in name
+        (no_decay if exempt and not train.get("weight_decay_all", False) else decay).append(p)
     groups = [{"params": decay, "weight_decay": train["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
     if train["optimizer"] == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=train["nesterov"])

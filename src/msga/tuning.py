@@ -2,7 +2,10 @@
 
 The learning rates are picked on the validation split (train.validation); writing them into
 train.per_model makes them part of params.yaml, so Table 1's runs and their record say which
-learning rate each model trained with, and a rerun trains them. Comments in the file are kept.
+learning rate each model trained with, and a rerun trains them. Models that are not tuned but
+are another size or a control of a tuned one (config.lr_sources: the ablation's models, the
+compute-matched baselines) get that model's winner too, so no block compares tuned models with
+untuned ones. Comments in the file are kept.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from msga.config import ParamsError, merge, validate_params
+from msga.config import ParamsError, load_params, lr_sources, merge, validate_params
 from msga.io import write_text_atomic
 
 
@@ -28,9 +31,15 @@ def winners(tune_csv: str | Path) -> dict[str, float]:
     return {str(m): float(lr) for m, lr in zip(best["model"], best["lr"])}
 
 
+def inherited(params: dict, best: dict[str, float]) -> dict[str, tuple[str, float]]:
+    """Each untuned model that trains at a tuned model's winner -> (that model, its winner)."""
+    return {model: (source, best[source]) for model, source in lr_sources(params, best).items()}
+
+
 def apply(params_path: str | Path, best: dict[str, float]) -> list[str]:
-    """Set train.per_model.<model>.lr to each winner in the params file; returns what changed.
-    The edited params are validated before the file is replaced."""
+    """Set train.per_model.<model>.lr to each winner in the params file, and to its source's winner
+    for each model that inherits one; returns what changed. The edited params are validated before
+    the file is replaced."""
     from ruamel.yaml import YAML
 
     yaml = YAML()  # round trip: comments and layout stay
@@ -38,11 +47,14 @@ def apply(params_path: str | Path, best: dict[str, float]) -> list[str]:
     path = Path(params_path)
     doc = yaml.load(path.read_text())
     per_model = doc["train"].setdefault("per_model", {})
+    rates = {model: (lr, "") for model, lr in best.items()}
+    rates |= {model: (lr, f" ({source}'s winner)")
+              for model, (source, lr) in inherited(load_params(path), best).items()}
     changes = []
-    for model, lr in sorted(best.items()):
+    for model, (lr, why) in sorted(rates.items()):
         entry = per_model.setdefault(model, {})
         if entry.get("lr") != lr:
-            changes.append(f"train.per_model.{model}.lr: {entry.get('lr', 'train.lr')} -> {lr:g}")
+            changes.append(f"train.per_model.{model}.lr: {entry.get('lr', 'train.lr')} -> {lr:g}{why}")
             entry["lr"] = lr
     out = io.StringIO()
     yaml.dump(doc, out)

@@ -6,7 +6,8 @@ per-image choices are tensors, never Python values, so there is no loop over ima
 and no shape that depends on the data. Every random draw comes from the `generator` argument, so
 the same generator state gives bit-identical output (a resumed run replays its epochs exactly).
 
-Three pieces, applied in this order by `augment_batch`:
+Four pieces, applied in this order by `augment_batch`:
+- `random_rotation`: each image turned by its own angle, as torchvision's RandomRotation does;
 - `trivial_augment`: each image gets one op, drawn uniformly, with a magnitude drawn uniformly;
 - `mix`: Mixup or CutMix of the batch with its reverse (x.flip(0)), with soft targets;
 - `soft_cross_entropy`: the loss on those soft targets.
@@ -415,6 +416,23 @@ def warp(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear") -> torch.
 
 
 # ---------------------------------------------------------------------------------------------
+# Random rotation
+# ---------------------------------------------------------------------------------------------
+
+
+def random_rotation(x01: torch.Tensor, degrees: float, generator: torch.Generator,
+                    mode: str = "nearest") -> torch.Tensor:
+    """torchvision's RandomRotation(degrees) on a batch, each image with its own angle: uniform in
+    [-degrees, degrees], counter-clockwise about the centre, nearest-neighbour resampling and black
+    where the turned image does not reach (RandomRotation's defaults), on images in [0, 1] pixel
+    units. The affine map is TrivialAugment's rotate op. Same shape, dtype and device."""
+    b, _, h, w = x01.shape
+    angle = (2 * torch.rand(b, device=x01.device, generator=generator) - 1) * degrees  # (B,) degrees
+    ops = torch.full((b,), OP_INDEX["rotate"], device=x01.device)
+    return warp(x01, affine_matrices(ops, angle, h, w), mode)
+
+
+# ---------------------------------------------------------------------------------------------
 # What the training loop calls
 # ---------------------------------------------------------------------------------------------
 
@@ -424,6 +442,7 @@ class AugmentSpec:
     """Which augmentations a run trains with; the defaults are crop + flip only."""
 
     crop_flip: bool = True  # the loader's random crop + horizontal flip (DeviceData.augmented)
+    rotate_degrees: float = 0.0  # random rotation up to this many degrees either way; 0 turns it off
     trivial_augment: bool = False
     mixup_alpha: float = 0.0  # Beta(alpha, alpha) for Mixup's lambda; 0 turns Mixup off
     cutmix_alpha: float = 0.0  # Beta(alpha, alpha) for CutMix's lambda; 0 turns CutMix off
@@ -438,9 +457,11 @@ class AugmentSpec:
         if unknown:
             raise ValueError(f"unknown augmentation key(s) {unknown}; known: {sorted(known)}")
         spec = cls(**params)
-        for name in ("mixup_alpha", "cutmix_alpha", "mix_prob", "switch_prob"):
+        for name in ("rotate_degrees", "mixup_alpha", "cutmix_alpha", "mix_prob", "switch_prob"):
             if not math.isfinite(getattr(spec, name)):
                 raise ValueError(f"augmentation {name} must be finite, got {getattr(spec, name)}")
+        if not 0 <= spec.rotate_degrees <= 180:
+            raise ValueError(f"augmentation rotate_degrees must lie in [0, 180], got {spec.rotate_degrees}")
         _check_mix_args(spec.mixup_alpha, spec.cutmix_alpha, spec.mix_prob, spec.switch_prob)
         return spec
 
@@ -459,15 +480,20 @@ def augment_batch(
     label_smoothing: float,
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """TrivialAugment (if on), then Mixup/CutMix (if on), of a NORMALIZED batch; returns the
-    normalized batch and soft targets (B, num_classes) float32 for `soft_cross_entropy`.
+    """Random rotation (if on), TrivialAugment (if on), then Mixup/CutMix (if on), of a NORMALIZED
+    batch; returns the normalized batch and soft targets (B, num_classes) float32 for
+    `soft_cross_entropy`.
 
-    mean, std: (1, C, 1, 1) in [0, 1] pixel units, as DeviceData holds them. With both off the batch
+    mean, std: (1, C, 1, 1) in [0, 1] pixel units, as DeviceData holds them. With all off the batch
     is returned as it is, with the smoothed one-hot targets (the same loss as F.cross_entropy with
     label_smoothing).
     """
-    if spec.trivial_augment:
-        x01 = x * std + mean  # (B, C, H, W) in [0, 1]
-        x = (trivial_augment(x01, generator) - mean) / std
+    if spec.rotate_degrees > 0 or spec.trivial_augment:
+        x01 = x * std + mean  # (B, C, H, W) in [0, 1]: black fill is black pixels, as in torchvision
+        if spec.rotate_degrees > 0:
+            x01 = random_rotation(x01, spec.rotate_degrees, generator)
+        if spec.trivial_augment:
+            x01 = trivial_augment(x01, generator)
+        x = (x01 - mean) / std
     return mix(x, y, num_classes, generator, spec.mixup_alpha, spec.cutmix_alpha, spec.mix_prob,
                spec.switch_prob, label_smoothing)
