@@ -310,9 +310,21 @@ def pack(root: str | Path, out: str | Path, dataset_id: str, archive_md5: str) -
 PACKED_KEYS = {"train_images", "train_labels", "test_images", "test_labels", "classes", "dataset"}
 
 
+def _layout_problem(key: str, tensor) -> str | None:
+    """What is wrong with how a packed tensor is stored, or None: `pack` writes each tensor as one
+    contiguous block that is its whole storage. A stride of 0, or a view, would let a small file claim
+    any number of images (one image expanded 10^8 times is 3 kB on disk)."""
+    stored, needed = tensor.untyped_storage().nbytes(), tensor.numel() * tensor.element_size()
+    if tensor.is_contiguous() and tensor.storage_offset() == 0 and stored == needed:
+        return None
+    return (f"{key} are not stored as `msga pack` writes them, one contiguous block that is its whole storage "
+            f"(strides {tuple(tensor.stride())}, offset {tensor.storage_offset()}, {stored:,} bytes stored for "
+            f"{needed:,} bytes of values)")
+
+
 def _split_problem(data: dict, split: str) -> str | None:
     """What is wrong with one split of a packed file, or None: uint8 images (N, 3, 32, 32) and as
-    many int64 labels, each a class index."""
+    many int64 labels, each a class index, each stored whole; N at most the format's MAX_IMAGES."""
     import torch
 
     images, labels = data[f"{split}_images"], data[f"{split}_labels"]
@@ -324,8 +336,14 @@ def _split_problem(data: dict, split: str) -> str | None:
         return f"{split}_images are {images.dtype} {tuple(images.shape)}, expected uint8 (N, 3, 32, 32)"
     if not n:
         return f"{split}_images hold no image"
+    if problem := _layout_problem(f"{split}_images", images):
+        return problem
+    if n > MAX_IMAGES[split]:
+        return f"{split}_images hold {n:,} images, more than the {MAX_IMAGES[split]:,} a {split} split may hold"
     if labels.dtype != torch.int64 or tuple(labels.shape) != (n,):
         return f"{split}_labels are {labels.dtype} {tuple(labels.shape)}, expected int64 ({n},): one per image"
+    if problem := _layout_problem(f"{split}_labels", labels):
+        return problem
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= NUM_CLASSES:
         return f"{split}_labels range over [{low}, {high}], outside the class indices [0, {NUM_CLASSES})"
@@ -351,7 +369,7 @@ def _packed_problem(data) -> str | None:
 
 
 def load_packed(path: str | Path) -> dict:
-    """The packed tensors, checked (types, shapes, label ranges) before training sees them;
+    """The packed tensors, checked (types, shapes, layout, counts, label ranges) before training sees them;
     weights_only=True so the file cannot run code."""
     import torch
 
