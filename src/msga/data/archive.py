@@ -20,7 +20,7 @@ from typing import Iterator
 
 from msga.data import FetchError
 from msga.data.format import (  # noqa: F401 (ARCHIVE_NAME: re-exported)
-    ARCHIVE_NAME, EXTRA_MEMBER_LIMIT, FOLDER, MEMBER_LIMITS, MEMBERS, OFFICIAL_MD5, TAR_OVERHEAD,
+    ARCHIVE_NAME, EXTRA_MEMBER_LIMIT, FOLDER, MAX_TAR_BYTES, MEMBER_LIMITS, MEMBERS, OFFICIAL_MD5,
 )
 from msga.io import WriteFailed, atomic_path
 
@@ -84,11 +84,6 @@ def _size_limit(short: str) -> int:
     return MEMBER_LIMITS.get(short, EXTRA_MEMBER_LIMIT)
 
 
-def _stream_limit() -> int:
-    """The most bytes the gzip may decompress to: every member at its limit, and the tar's overhead."""
-    return sum(MEMBER_LIMITS.values()) + TAR_OVERHEAD
-
-
 @contextmanager
 def _reading(archive: Path) -> Iterator[None]:
     """A failure to read the archive, said as such: the archive is damaged, the output is not at fault."""
@@ -121,7 +116,7 @@ def _open_tar(archive: Path) -> Iterator[tarfile.TarFile]:
     with _reading(archive):
         raw = gzip.open(archive, "rb")
         try:
-            tar = tarfile.open(fileobj=_Bounded(raw, _stream_limit(), archive), mode="r|", bufsize=CHUNK)
+            tar = tarfile.open(fileobj=_Bounded(raw, MAX_TAR_BYTES, archive), mode="r|", bufsize=CHUNK)
         except BaseException:
             raw.close()
             raise

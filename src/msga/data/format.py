@@ -27,3 +27,9 @@ EXTRA_MEMBER_LIMIT = 10_000_000
 # What the gzip may decompress to beyond the members' limits: tar headers, padding, extra files.
 # A gzip bomb is stopped there, however much it would inflate to.
 TAR_OVERHEAD = 20_000_000
+MAX_TAR_BYTES = sum(MEMBER_LIMITS.values()) + TAR_OVERHEAD  # the most the gzip may decompress to
+# The most bytes a download may bring. The official archive is 169,001,437 bytes; a mirror serves the
+# same file. No archive extraction can accept is larger than the tar it holds by more than gzip's
+# framing (under 0.01% for incompressible data), so a server sending more than this plus a 0.1%
+# margin sends something extraction would refuse: the download stops there instead of filling a disk.
+MAX_ARCHIVE_BYTES = MAX_TAR_BYTES + MAX_TAR_BYTES // 1000
