@@ -19,8 +19,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from msga.data.format import NUM_CLASSES
 from msga.experiments import MODEL_SETS, SWEEPS, TUNE
-from msga.recipe import scaled_lr
+from msga.recipe import held_out, scaled_lr
 from msga.runs import BASE_VARIANT, Run, variant_name
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "params.schema.yaml"
@@ -234,13 +235,49 @@ def cross_field_problems(params: dict) -> list[str]:
             for i, (dim, heads) in enumerate(zip(arch["embed_dim"], arch["num_heads"])):
                 if dim % heads:
                     problems.append(f"models.{name}.embed_dim[{i}]: {dim} is not divisible by num_heads[{i}] = {heads}")
-    return problems + _recipe_problems(params)
+        problems += _mlp_width_problems(name, arch)
+    return problems + _recipe_problems(params) + _validation_problems(params)
+
+
+def _mlp_width_problems(name: str, arch: dict) -> list[str]:
+    """msga's block MLPs are int(width * mlp_ratio) wide: at least one channel in every block."""
+    if not {"widths", "depths", "attn_depth", "mlp_ratio"} <= set(arch):
+        return []
+    used = [w for w, d in zip(arch["widths"], arch["depths"]) if d] + [arch["widths"][-1]] * bool(arch["attn_depth"])
+    if used and int(min(used) * arch["mlp_ratio"]) < 1:
+        return [f"models.{name}.mlp_ratio: {arch['mlp_ratio']} times the narrowest block's width {min(used)} leaves "
+                "its MLP no channel; raise mlp_ratio or the width"]
+    return []
 
 
 def _recipes(params: dict) -> dict[str, dict]:
     """Where a recipe is set -> the recipe in force there (train, then each model's entry)."""
     train = params["train"]
     return {"train": train, **{f"train.per_model.{m}": {**train, **o} for m, o in train["per_model"].items()}}
+
+
+def _recipe_of(params: dict, model: str) -> dict:
+    return _recipes(params).get(f"train.per_model.{model}", params["train"])
+
+
+def _validation_problems(params: dict) -> list[str]:
+    """The validation split (train.validation, and every run of the tune experiment) holds out a tenth of
+    each class, at least one image: the synthetic fixture must keep images to train on, a batch's worth."""
+    data = params["data"]
+    uses = {where: recipe for where, recipe in _recipes(params).items() if recipe["validation"]}
+    if enabled(params, TUNE):
+        uses |= {f"experiments.{TUNE} ({m})": _recipe_of(params, m) for m in params["experiments"][TUNE]["models"]}
+    if data["source"] != "synthetic" or not uses:
+        return []  # CIFAR-100: 450 of each class's 500 images are left
+    per_class = data["synthetic"]["train_per_class"]
+    fit = NUM_CLASSES * (per_class - held_out(per_class))
+    if not fit:
+        return [f"data.synthetic.train_per_class: {per_class} images per class, and the validation split of "
+                f"{', '.join(uses)} holds out {held_out(per_class)} of each class: none is left to train on; use 2 "
+                "or more"]
+    return [f"{where}: batch size {recipe['batch_size']} exceeds the {fit} images left to train on beside the "
+            f"validation split (data.synthetic.train_per_class {per_class})"
+            for where, recipe in uses.items() if recipe["batch_size"] > fit]
 
 
 def _recipe_problems(params: dict) -> list[str]:
