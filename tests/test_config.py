@@ -91,6 +91,13 @@ BAD_PARAMS = {
     "unknown optimizer": (_set("train", "optimizer", "adam"), ["train.optimizer", "is not one of"]),
     "even kernel": (_set("models", "msga", "kernels", [2, 3]), ["models.msga.kernels.0", "is not one of"]),
     "malformed md5": (_set("data", "md5", "xyz"), ["data.md5", "does not match"]),
+    "an md5 with a trailing newline": (_set("data", "md5", "eb9058c3a382ffc7106e4002c42a8d85\n"),
+                                       ["data.md5", "does not match", "32 lowercase hex digits and nothing else"]),
+    "a url with a space": (_set("data", "url", "https://example.org/cifar 100.tar.gz"),
+                           ["data.url", "without spaces or control characters", "%20"]),
+    "a url with a control character": (_set("data", "url", "https://example.org/cifar\x1b[2J.tar.gz"), ["data.url"]),
+    "a url with a trailing newline": (_set("data", "url", "https://example.org/cifar.tar.gz\n"), ["data.url"]),
+    "a url of another scheme": (_set("data", "url", "ftp://example.org/cifar.tar.gz"), ["data.url", "does not match"]),
     # empty grids and duplicates
     "empty model list": (_set("experiments", "table1", "models", []), ["experiments.table1.models", "non-empty"]),
     "empty sweep": (_set("experiments", "heads", "values", []), ["experiments.heads.values", "non-empty"]),
@@ -314,6 +321,17 @@ def test_per_model_recipe_overrides_are_applied_and_recorded(raw):
      ["alias *a", "not allowed"]),
     ("train: [unclosed\n", ["not valid YAML", "line"]),
     ("- just\n- a list\n", ["must hold a mapping"]),
+    # 50,000 levels in 100 kB: Python's stack would overflow long before
+    ("data: " + "[" * 50_000 + "]" * 50_000 + "\n", ["nests deeper than 32 levels", "line 1"]),
+    ("data:\n  source: synthetic\ntrain:\n  <<: {epochs: 3}\n", ["found a merge key (<<): merge keys are not allowed", "line 4"]),
+    # plain scalars that YAML 1.1 (PyYAML) and YAML 1.2 (DVC's params) read apart
+    ("train:\n  epochs: 010\n", ["010 reads as 8 in YAML 1.1", "as 10 in YAML 1.2", "write 10 or 8", "line 2"]),
+    ("data:\n  timeout: 1:30\n", ["1:30 reads as 90", "write \"1:30\" or 90"]),
+    ("train:\n  lr: 1e-3\n", ["1e-3 reads as '1e-3' in YAML 1.1", "write 0.001 or \"1e-3\""]),
+    ("train:\n  lr: 1e300\n", ["write 1.0e+300 or \"1e300\""]),
+    ("train:\n  nesterov: yes\n", ["yes reads as True in YAML 1.1", "as 'yes' in YAML 1.2"]),
+    ("train:\n  batch_size: 1_024\n", ["1_024 reads as 1024", "write \"1_024\" or 1024"]),
+    ("train:\n  epochs: 0o10\n", ["0o10 reads as '0o10' in YAML 1.1", "write 8 or \"0o10\""]),
 ])
 @pytest.mark.timeout(30)  # an expanded alias bomb would hang here
 def test_params_files_with_duplicate_keys_aliases_or_bad_yaml_are_refused(tmp_path, text, words):
@@ -325,6 +343,40 @@ def test_params_files_with_duplicate_keys_aliases_or_bad_yaml_are_refused(tmp_pa
         read_yaml(path)
     for word in words:
         assert word in str(exc.value), (word, str(exc.value))
+
+
+def test_both_yaml_versions_read_the_shipped_params_alike():
+    """The refusal above costs the shipped files nothing: every plain scalar in them reads the same."""
+    from msga.config import read_yaml
+
+    for name in ("params.yaml", "workflow/demo.yaml"):
+        assert read_yaml(REPO / name) == yaml.safe_load((REPO / name).read_text())
+
+
+@pytest.mark.parametrize("text,words", [
+    ("{epochs: 010}", ["{epochs: 010}", "010 reads as 8 in YAML 1.1"]),
+    ("{epochs: 2, epochs: 3}", ["found the key 'epochs' twice"]),
+    ("{<<: {epochs: 3}}", ["merge keys are not allowed"]),
+])
+def test_config_overrides_are_read_as_strictly_as_files(text, words):
+    from msga.config import typed
+
+    with pytest.raises(ParamsError) as exc:
+        typed({"train": text})
+    for word in words:
+        assert word in str(exc.value), (word, str(exc.value))
+    assert typed({"train": "{epochs: 2}", "data": {"url": "https://x/a.tar.gz?b=1"}}) == {
+        "train": {"epochs": 2}, "data": {"url": "https://x/a.tar.gz?b=1"}}
+
+
+def test_a_deeply_nested_params_file_is_one_clear_line_from_msga_validate(tmp_path, capsys):
+    path = tmp_path / "deep.yaml"
+    path.write_text("data: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", "--params", str(path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "nests deeper than 32 levels" in err and str(path) in err
+    assert "Traceback" not in err and "RecursionError" not in err
 
 
 def test_validation_imports_no_torch():
