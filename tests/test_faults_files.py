@@ -535,3 +535,30 @@ def test_only_dead_writers_temp_files_of_the_same_target_on_this_host_are_remove
         (tmp_path / name).write_text("partial")
     write_json_atomic(target, {"acc": 0.5})
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + ["metrics.json"])
+
+
+# ---------------------------------------------------------------- stamps
+
+
+def test_a_stamp_removes_the_earlier_stamps_this_project_wrote_and_nothing_else(tmp_path):
+    """`msga aggregate --stamp D/KEY` and `msga report --stamp D/KEY` replace the stamp of an earlier
+    key in D; a user's files there, even one named like a key, stay as they were."""
+    from msga.io import write_stamp
+
+    folder = tmp_path / "stamps"
+    write_stamp(folder / "0123456789abcdef")  # an earlier key's stamp
+    (folder / "fedcba9876543210").write_text("fedcba9876543210\n")  # a stamp as first written: its name
+    mine = {"notes.txt": "my notes\n", "table1.csv": "model,acc\n", "aaaaaaaaaaaaaaaa": "named like a key\n",
+            "bbbbbbbbbbbbbbbb": "bbbbbbbbbbbbbbbb\n" * 20, ".hidden": "x"}
+    for name, text in mine.items():
+        (folder / name).write_text(text)
+    (tmp_path / "elsewhere").write_text("0123456789abcdee\n")
+    (folder / "0123456789abcdee").symlink_to(tmp_path / "elsewhere")  # a link is not ours to remove
+    write_stamp(folder / "1111111111111111")
+    left = {p.name: p.read_text() for p in folder.iterdir()}
+    assert set(left) == {*mine, "0123456789abcdee", "1111111111111111"}
+    assert all(left[name] == text for name, text in mine.items())
+    assert left["1111111111111111"].startswith("msga stamp 1111111111111111")
+    write_stamp(folder / "x")  # a stamp named otherwise is written, and removes the key's stamp before it
+    assert {p.name for p in folder.iterdir()} == {*mine, "0123456789abcdee", "x"}
+    assert (tmp_path / "elsewhere").read_text() == "0123456789abcdee\n"
