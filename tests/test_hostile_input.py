@@ -20,7 +20,7 @@ from msga.data import FetchError
 from msga.data.archive import md5sum
 from msga.data.cifar import load_split, pack, read_pickle
 from msga.data.fetch import fetch
-from msga.data.format import MAX_IMAGES, MEMBER_LIMITS, TAR_OVERHEAD
+from msga.data.format import MAX_EXTENDED_HEADER, MAX_IMAGES, MEMBER_LIMITS, TAR_OVERHEAD
 from msga.data.synthetic import make_split
 from msga.io import write_json_atomic
 
@@ -498,23 +498,17 @@ def _stream_limit() -> int:
     return sum(MEMBER_LIMITS.values()) + TAR_OVERHEAD
 
 
-@pytest.mark.parametrize("bomb", ["pax header of 1 GB", "extra members of 10 MB, past the bound"])
-def test_gzip_bomb_is_stopped_at_the_bounded_total(tmp_path, bomb):
-    """Both inflate far past what CIFAR-100 can need; decompression stops at the bound (train, test
-    and meta at their limits, plus the tar overhead), with nothing written."""
-    zeros = gzip.compress(b"\0" * 10_000_000, compresslevel=9)  # gzip members concatenate into one stream
-    if bomb == "pax header of 1 GB":  # tarfile reads a pax header whole, into memory
-        header = tarfile.TarInfo("././@PaxHeader")
-        header.type, header.size = tarfile.XHDTYPE, 1_000_000_000
-        payload = gzip.compress(header.tobuf(tarfile.USTAR_FORMAT)) + zeros * 100
-    else:  # each extra within its own limit (10 MB), one more of them than the bound admits
-        size = 10_000_000 - 10_000_000 % 512  # a whole number of blocks: no padding between members
-        data = gzip.compress(b"\0" * size, compresslevel=9)
-        payload = b""
-        for i in range(_stream_limit() // size + 1):
-            info = tarfile.TarInfo(f"cifar-100-python/extra{i}")
-            info.size = size
-            payload += gzip.compress(info.tobuf(tarfile.USTAR_FORMAT)) + data
+def test_gzip_bomb_is_stopped_at_the_bounded_total(tmp_path):
+    """Extra files, each within its own limit (10 MB), one more of them than the bound admits: they
+    inflate past what CIFAR-100 can need, and decompression stops at the bound (train, test and meta
+    at their limits, plus the tar overhead), with nothing written."""
+    size = 10_000_000 - 10_000_000 % 512  # a whole number of blocks: no padding between members
+    data = gzip.compress(b"\0" * size, compresslevel=9)  # gzip members concatenate into one stream
+    payload = b""
+    for i in range(_stream_limit() // size + 1):
+        info = tarfile.TarInfo(f"cifar-100-python/extra{i}")
+        info.size = size
+        payload += gzip.compress(info.tobuf(tarfile.USTAR_FORMAT)) + data
     archive = tmp_path / "bomb.tar.gz"
     archive.write_bytes(payload)
     assert archive.stat().st_size < 2_000_000
@@ -522,6 +516,31 @@ def test_gzip_bomb_is_stopped_at_the_bounded_total(tmp_path, bomb):
     with pytest.raises(FetchError, match=f"decompresses to more than {_stream_limit():,} bytes"):
         fetch(out, tarball=archive, md5=md5sum(archive))
     assert _tree(out) == []
+
+
+@pytest.mark.parametrize("kind,size", [
+    ("pax", 1_000_000_000), ("pax", 100_000_000), ("global pax", 100_000_000), ("GNU long name", 100_000_000),
+    ("pax", MAX_EXTENDED_HEADER + 1),
+])
+def test_an_extended_tar_header_too_large_is_refused_before_it_is_read(tmp_path, kind, size):
+    """tarfile reads a pax header or a GNU long name whole into memory (a 100 MB one took 304 MB): one
+    declaring more than such a header can need is refused from the 512 bytes that declare it."""
+    header = tarfile.TarInfo("././@PaxHeader" if "pax" in kind else "././@LongLink")
+    header.type = {"pax": tarfile.XHDTYPE, "global pax": tarfile.XGLTYPE, "GNU long name": tarfile.GNUTYPE_LONGNAME}[kind]
+    header.size = size
+    zeros = gzip.compress(b"\0" * 10_000_000, compresslevel=9)  # gzip members concatenate into one stream
+    archive = tmp_path / "header.tar.gz"
+    archive.write_bytes(gzip.compress(header.tobuf(tarfile.USTAR_FORMAT)) + zeros * (size // 10_000_000 + 1))
+    out = tmp_path / "raw"
+    tracemalloc.start()
+    try:
+        with pytest.raises(FetchError, match=f"holds a {kind} header of {size:,} bytes, more than the "
+                                             f"{MAX_EXTENDED_HEADER:,}"):
+            fetch(out, tarball=archive, md5=md5sum(archive))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000 and _tree(out) == []
 
 
 def test_the_limits_admit_cifar_100_and_the_synthetic_fixture_at_its_largest():

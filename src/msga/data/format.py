@@ -28,6 +28,9 @@ EXTRA_MEMBER_LIMIT = 10_000_000
 # A gzip bomb is stopped there, however much it would inflate to.
 TAR_OVERHEAD = 20_000_000
 MAX_TAR_BYTES = sum(MEMBER_LIMITS.values()) + TAR_OVERHEAD  # the most the gzip may decompress to
+# The most bytes of an extended tar header (a pax header, a GNU long name), which tarfile reads whole into
+# memory (a 100 MB pax header took 304 MB): one holds a few names and numbers, under a kilobyte.
+MAX_EXTENDED_HEADER = 1_000_000
 # The most bytes a download may bring. The official archive is 169,001,437 bytes; a mirror serves the
 # same file. No archive extraction can accept is larger than the tar it holds by more than gzip's
 # framing (under 0.01% for incompressible data), so a server sending more than this plus a 0.1%
