@@ -146,7 +146,8 @@ def read_yaml(path: str | Path) -> dict:
     if path.stat().st_size > MAX_PARAMS_BYTES:
         raise ParamsError(f"{path} is {path.stat().st_size} bytes; a params file is a few kB (limit {MAX_PARAMS_BYTES})")
     try:
-        params = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 (a safe loader)
+        with open(path, encoding="utf-8") as stream:  # read from the file, its errors name it, not "<unicode string>"
+            params = yaml.load(stream, Loader=_StrictLoader)  # noqa: S506 (a safe loader)
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ParamsError(f"{path} is not valid YAML: {err}") from err
     except RecursionError:  # a backstop: MAX_DEPTH stops nesting long before Python's stack would
