@@ -96,6 +96,13 @@ BAD_PARAMS = {
     "unknown optimizer": (_set("train", "optimizer", "adam"), ["train.optimizer", "is not one of"]),
     "even kernel": (_set("models", "msga", "kernels", [2, 3]), ["models.msga.kernels.0", "is not one of"]),
     "malformed md5": (_set("data", "md5", "xyz"), ["data.md5", "does not match"]),
+    "an md5 with a trailing newline": (_set("data", "md5", "eb9058c3a382ffc7106e4002c42a8d85\n"),
+                                       ["data.md5", "does not match", "32 lowercase hex digits and nothing else"]),
+    "a url with a space": (_set("data", "url", "https://example.org/cifar 100.tar.gz"),
+                           ["data.url", "without spaces or control characters", "%20"]),
+    "a url with a control character": (_set("data", "url", "https://example.org/cifar\x1b[2J.tar.gz"), ["data.url"]),
+    "a url with a trailing newline": (_set("data", "url", "https://example.org/cifar.tar.gz\n"), ["data.url"]),
+    "a url of another scheme": (_set("data", "url", "ftp://example.org/cifar.tar.gz"), ["data.url", "does not match"]),
     # empty grids and duplicates
     "empty model list": (_set("experiments", "table1", "models", []), ["experiments.table1.models", "non-empty"]),
     "empty sweep": (_set("experiments", "heads", "values", []), ["experiments.heads.values", "non-empty"]),
@@ -120,8 +127,8 @@ BAD_PARAMS = {
     "width that no head count divides": (_set("models", "msga", "widths", [96, 192, 250]), ["250", "not divisible"]),
     # the recipe against the grid and the data
     "warmup longer than training": (_set("train", "warmup_epochs", 40), ["train:", "warmup_epochs (40) exceeds epochs (30)"]),
-    "batch larger than the training set": (_set("experiments", "batch_size", "values", [64, 100_000]),
-                                           ["experiments.batch_size.values", "[100000]", "50000 training images"]),
+    "batch larger than the training set": (_set("experiments", "batch_size", "values", [64, 60_000]),
+                                           ["experiments.batch_size.values", "[60000]", "50000 training images"]),
     "min_lr above lr": (_set("train", "min_lr", 0.1), ["train:", "min_lr (0.1) exceeds lr (0.002)"]),
     "min_lr above a per-model lr": (_set("train", "per_model", {"crossvit": {"lr": 1e-6}}),
                                     ["train.per_model.crossvit", "min_lr (1e-05) exceeds lr (1e-06)"]),
@@ -145,6 +152,63 @@ BAD_PARAMS = {
     "per-model epochs unbounded": (_set("train", "per_model", {"msga": {"epochs": 10**9}}),
                                    ["train.per_model.msga.epochs", "maximum"]),
     "per-model lr unbounded": (_set("train", "per_model", {"msga": {"lr": 1e9}}), ["train.per_model.msga.lr", "maximum"]),
+    # numbers that pass a lower bound and crash a job: overflow, a zero-wide layer, an allocation without end
+    "a timeout of 1e300": (_set("data", "timeout", 1e300), ["data.timeout", "maximum of 86400"]),
+    "msga mlp_ratio of 1e-300": (_set("models", "msga", "mlp_ratio", 1e-300),
+                                 ["models.msga.mlp_ratio", "minimum of 0.25"]),
+    "mixer mlp_ratio of 1e300": (_set("models", "mlp_mixer", "mlp_ratio", [1e300, 2.0]),
+                                 ["models.mlp_mixer.mlp_ratio.0", "maximum of 16"]),
+    "crossvit mlp_ratio of 0": (_set("models", "crossvit", "mlp_ratio", [3.0, 3.0, 0.0]),
+                                ["models.crossvit.mlp_ratio.2", "minimum of 0.25"]),
+    "crossvit depth [[0, 0, 0]]": (_set("models", "crossvit", "depth", [[0, 0, 0]]),
+                                   ["models.crossvit.depth.0.0", "minimum of 1", "models.crossvit.depth.0.1"]),
+    "crossvit depth of four": (_set("models", "crossvit", "depth", [[1, 1, 1, 1]]),
+                               ["models.crossvit.depth.0", "too long"]),
+    "crossvit of 100 blocks": (_set("models", "crossvit", "depth", [[1, 1, 1]] * 100),
+                               ["models.crossvit.depth", "too long"]),
+    "cnn_lstm hidden of 1e10": (_set("models", "cnn_lstm", "hidden", 10**10),
+                                ["models.cnn_lstm.hidden", "maximum of 2048"]),
+    "cnn_lstm of 1000 layers": (_set("models", "cnn_lstm", "layers", 1000),
+                                ["models.cnn_lstm.layers", "maximum of 16"]),
+    "mixer embed_dim of 1e9": (_set("models", "mlp_mixer", "embed_dim", 10**9),
+                               ["models.mlp_mixer.embed_dim", "maximum"]),
+    "mixer depth of 1e9": (_set("models", "mlp_mixer", "depth", 10**9), ["models.mlp_mixer.depth", "maximum of 64"]),
+    "crossvit embed_dim of 1e9": (_set("models", "crossvit", "embed_dim", [96, 10**9]),
+                                  ["models.crossvit.embed_dim.1", "maximum of 2048"]),
+    "msga stem of 1e9": (_set("models", "msga", "stem", 10**9), ["models.msga.stem", "maximum of 2048"]),
+    "msga attn_depth of 1e9": (_set("models", "msga", "attn_depth", 10**9),
+                               ["models.msga.attn_depth", "maximum of 64"]),
+    "msga widths of 1e9": (_set("models", "msga", "widths", [96, 10**9, 240]), ["models.msga.widths.1", "maximum"]),
+    "msga depths of 1e9": (_set("models", "msga", "depths", [2, 10**9, 2]), ["models.msga.depths.1", "maximum of 64"]),
+    "msga heads of 1e9": (_set("models", "msga", "heads", 10**9), ["models.msga.heads", "maximum of 64"]),
+    "msga_single of 100 branches": (_set("models", "msga_single", "kernels", [5] * 100),
+                                    ["models.msga_single.kernels", "too long"]),
+    "convnext dims of 1e9": (_set("models", "convnext", "dims", [40, 80, 160, 10**9]),
+                             ["models.convnext.dims.3", "maximum"]),
+    "convnext depths of 1e9": (_set("models", "convnext", "depths", [2, 2, 10**9, 2]),
+                               ["models.convnext.depths.2", "maximum"]),
+    "resnet18 widths of 1e9": (_set("models", "resnet18", "widths", [64, 128, 256, 10**9]),
+                               ["models.resnet18.widths.3", "maximum"]),
+    "an msga MLP left no channel": (lambda p: p["models"]["msga"].update(widths=[3, 192, 240], mlp_ratio=0.25),
+                                    ["models.msga.mlp_ratio: 0.25 times the narrowest block's width 3", "no channel"]),
+    "a heads sweep of 1e9": (_set("experiments", "heads", "values", [10**9]),
+                             ["experiments.heads.values.0", "maximum"]),
+    "grad clip of 1e9": (_set("train", "grad_clip", 1e9), ["train.grad_clip", "maximum of 1000"]),
+    "min_lr of 1e9": (_set("train", "min_lr", 1e9), ["train.min_lr", "maximum of 100"]),
+    "a milestone of 1e9": (_set("train", "milestones", [1e9]), ["train.milestones.0", "maximum of 10000"]),
+    "eval batch of 1e9": (_set("train", "eval_batch_size", 10**9), ["train.eval_batch_size", "maximum of 65536"]),
+    "synthetic seed of 2**40": (_set("data", "synthetic", "seed", 2**40), ["data.synthetic.seed", "maximum"]),
+    "validation holding out every synthetic image": (
+        lambda p: p["data"].update(source="synthetic", synthetic={"train_per_class": 1}),
+        ["data.synthetic.train_per_class: 1 images per class", "experiments.tune (msga)", "none is left to train on"]),
+    "validation on, per model, holding out every image": (
+        lambda p: (p["data"].update(source="synthetic", synthetic={"train_per_class": 1}),
+                   p["experiments"]["tune"].update(enabled=False), p["train"].update(batch_size=64),
+                   p["train"]["per_model"].update(msga={"validation": True})),
+        ["data.synthetic.train_per_class", "train.per_model.msga", "none is left"]),
+    "a batch larger than what validation leaves": (
+        lambda p: p["data"].update(source="synthetic", synthetic={"train_per_class": 3}),
+        ["experiments.tune (msga): batch size 256 exceeds the 200 images left to train on"]),
 }
 
 
@@ -154,6 +218,49 @@ def test_bad_params_name_the_key_and_the_rule(raw, case):
     message = _invalid(raw, edit)
     for word in words:
         assert word in message, (word, message)
+
+
+def _numbers(node, where: str = "schema"):
+    """(place, subschema) for every integer or number the schema declares, $defs included."""
+    if isinstance(node, dict):
+        types = node.get("type", [])
+        if {"integer", "number"} & set([types] if isinstance(types, str) else types):
+            yield where, node
+        for key, value in node.items():
+            yield from _numbers(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _numbers(value, f"{where}[{i}]")
+
+
+def test_every_number_in_the_schema_has_both_bounds():
+    """A value past a bound crashes a job hours in or allocates without end; a number without an upper
+    bound is a new such value waiting. Enumerations bound themselves."""
+    from msga.config import load_schema
+
+    found = list(_numbers(load_schema()))
+    assert len(found) > 30  # the walk reaches the $defs and the sections
+    unbounded = [where for where, node in found if "enum" not in node and "const" not in node and not (
+        {"minimum", "exclusiveMinimum"} & set(node) and {"maximum", "exclusiveMaximum"} & set(node))]
+    assert unbounded == []
+
+
+def _lists(node, where: str = "schema"):
+    if isinstance(node, dict):
+        if node.get("type") == "array":
+            yield where, node
+        for key, value in node.items():
+            yield from _lists(value, f"{where}.{key}")
+
+
+def test_every_list_of_model_sizes_has_a_length_bound():
+    """A list whose length sizes a model (kernels: branches, crossvit depth: blocks) has a maximum length."""
+    from msga.config import load_schema
+
+    grids = ("seeds", "sweep_int", "sweep_sigma", "model_set", "milestones")  # what a run is, not what it builds
+    sized = [(where, node) for where, node in _lists(load_schema())
+             if where.startswith("schema.$defs.") and where.split(".")[2] not in grids]
+    assert len(sized) > 10 and [where for where, node in sized if "maxItems" not in node] == []
 
 
 def test_cli_validate_exits_2_on_bad_params(tmp_path, raw, capsys):
@@ -234,6 +341,17 @@ def test_the_anchor_trains_with_its_literature_recipe():
      ["alias *a", "not allowed"]),
     ("train: [unclosed\n", ["not valid YAML", "line"]),
     ("- just\n- a list\n", ["must hold a mapping"]),
+    # 50,000 levels in 100 kB: Python's stack would overflow long before
+    ("data: " + "[" * 50_000 + "]" * 50_000 + "\n", ["nests deeper than 32 levels", "line 1"]),
+    ("data:\n  source: synthetic\ntrain:\n  <<: {epochs: 3}\n", ["found a merge key (<<): merge keys are not allowed", "line 4"]),
+    # plain scalars that YAML 1.1 (PyYAML) and YAML 1.2 (DVC's params) read apart
+    ("train:\n  epochs: 010\n", ["010 reads as 8 in YAML 1.1", "as 10 in YAML 1.2", "write 10 or 8", "line 2"]),
+    ("data:\n  timeout: 1:30\n", ["1:30 reads as 90", "write \"1:30\" or 90"]),
+    ("train:\n  lr: 1e-3\n", ["1e-3 reads as '1e-3' in YAML 1.1", "write 0.001 or \"1e-3\""]),
+    ("train:\n  lr: 1e300\n", ["write 1.0e+300 or \"1e300\""]),
+    ("train:\n  nesterov: yes\n", ["yes reads as True in YAML 1.1", "as 'yes' in YAML 1.2"]),
+    ("train:\n  batch_size: 1_024\n", ["1_024 reads as 1024", "write \"1_024\" or 1024"]),
+    ("train:\n  epochs: 0o10\n", ["0o10 reads as '0o10' in YAML 1.1", "write 8 or \"0o10\""]),
 ])
 @pytest.mark.timeout(30)  # an expanded alias bomb would hang here
 def test_params_files_with_duplicate_keys_aliases_or_bad_yaml_are_refused(tmp_path, text, words):
@@ -245,6 +363,40 @@ def test_params_files_with_duplicate_keys_aliases_or_bad_yaml_are_refused(tmp_pa
         read_yaml(path)
     for word in words:
         assert word in str(exc.value), (word, str(exc.value))
+
+
+def test_both_yaml_versions_read_the_shipped_params_alike():
+    """The refusal above costs the shipped files nothing: every plain scalar in them reads the same."""
+    from msga.config import read_yaml
+
+    for name in ("params.yaml", "workflow/demo.yaml"):
+        assert read_yaml(REPO / name) == yaml.safe_load((REPO / name).read_text())
+
+
+@pytest.mark.parametrize("text,words", [
+    ("{epochs: 010}", ["{epochs: 010}", "010 reads as 8 in YAML 1.1"]),
+    ("{epochs: 2, epochs: 3}", ["found the key 'epochs' twice"]),
+    ("{<<: {epochs: 3}}", ["merge keys are not allowed"]),
+])
+def test_config_overrides_are_read_as_strictly_as_files(text, words):
+    from msga.config import typed
+
+    with pytest.raises(ParamsError) as exc:
+        typed({"train": text})
+    for word in words:
+        assert word in str(exc.value), (word, str(exc.value))
+    assert typed({"train": "{epochs: 2}", "data": {"url": "https://x/a.tar.gz?b=1"}}) == {
+        "train": {"epochs": 2}, "data": {"url": "https://x/a.tar.gz?b=1"}}
+
+
+def test_a_deeply_nested_params_file_is_one_clear_line_from_msga_validate(tmp_path, capsys):
+    path = tmp_path / "deep.yaml"
+    path.write_text("data: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", "--params", str(path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "nests deeper than 32 levels" in err and str(path) in err
+    assert "Traceback" not in err and "RecursionError" not in err
 
 
 def test_validation_imports_no_torch():

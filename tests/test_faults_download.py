@@ -12,7 +12,9 @@ import pytest
 from msga.cli import main
 from msga.data import FetchError
 from msga.data.archive import ARCHIVE_NAME, FOLDER
+from msga.data import download
 from msga.data.fetch import fetch
+from msga.data.format import MAX_ARCHIVE_BYTES
 
 TIMEOUT = 0.5  # seconds; the slow server waits longer than this before answering
 
@@ -63,6 +65,19 @@ class FaultyServer:
 
     def _html_as_binary(self, h):  # the same page, mislabelled
         self._ok(h, b"<!DOCTYPE html><html><body>Please log in</body></html>", kind="application/octet-stream")
+
+    def _huge_length(self, h):  # announces a terabyte, sends the archive's start
+        self._ok(h, self.payload[:1000], length=10**12)
+
+    def _endless(self, h):  # no Content-Length (the body ends when the connection does), and no end
+        h.send_response(200)
+        h.send_header("Content-Type", "application/x-gzip")
+        h.end_headers()
+        try:
+            while True:
+                h.wfile.write(self.payload)
+        except OSError:  # the client hung up
+            pass
 
     def close(self):
         self.server.shutdown()
@@ -133,3 +148,31 @@ def test_rerunning_fetch_after_a_failure_succeeds(tmp_path, serve, fixture_archi
     assert _left(out) == []
     assert main(argv) == 0
     assert (out / FOLDER / "train").is_file()
+
+
+def test_a_download_announcing_more_than_an_archive_can_hold_is_refused_before_a_byte_is_written(tmp_path, serve):
+    server = serve("huge_length")
+    out = tmp_path / "raw"
+    with pytest.raises(FetchError) as exc:
+        fetch(out, url=server.url, md5=None, timeout=TIMEOUT, retries=3, backoff=0)
+    message = str(exc.value)
+    assert f"announces 1,000,000,000,000 bytes (Content-Length), more than {MAX_ARCHIVE_BYTES:,}" in message
+    assert server.requests == 1 and _left(out) == []  # not retried: the server would send the same
+
+
+@pytest.mark.parametrize("bound", ["below the archive", "the archive exactly"])
+def test_a_download_is_cut_off_once_it_passes_the_bound(tmp_path, serve, fixture_archive, monkeypatch, bound):
+    """A server that sends without end (no Content-Length) is stopped one byte past the bound, the
+    partial file removed; an archive of exactly the bound's size still downloads. (The bound is
+    lowered here to a size below the fixture's; the real one is MAX_ARCHIVE_BYTES.)"""
+    size = len(fixture_archive[0].read_bytes())
+    monkeypatch.setattr(download, "MAX_ARCHIVE_BYTES", size - 1 if bound == "below the archive" else size)
+    server = serve("endless" if bound == "below the archive" else "ok")
+    out = tmp_path / "raw"
+    if bound == "the archive exactly":
+        fetch(out, url=server.url, md5=fixture_archive[1], timeout=TIMEOUT, retries=1)
+        assert (out / FOLDER / "train").is_file()
+        return
+    with pytest.raises(FetchError, match=f"sent more than {size - 1:,} bytes .the most an archive"):
+        fetch(out, url=server.url, md5=None, timeout=TIMEOUT, retries=3, backoff=0)
+    assert server.requests == 1 and _left(out) == []

@@ -22,6 +22,7 @@ from msga.config import config_hash
 from msga.runfiles import DAMAGED, FINISHED, MISSING, read_run
 from msga.runs import Run
 from msga.data.archive import md5sum
+from msga.data.format import MAX_IMAGES
 from msga.io import WriteFailed, write_json_atomic
 from msga.train import CHECKPOINT, load_checkpoint, pick_device, train_run
 from tests.conftest import run_config
@@ -207,6 +208,19 @@ def _packed_variant(packed: dict, how: str):
         data = [packed["train_images"], packed["train_labels"]]
     elif how == "no test images":
         data["test_images"], data["test_labels"] = packed["test_images"][:0], packed["test_labels"][:0]
+    elif how == "one image expanded 10^8 times":  # a 3 kB file that claims 300 GB of images
+        data["train_images"] = torch.zeros(1, 3, 32, 32, dtype=torch.uint8).expand(10**8, 3, 32, 32)
+        data["train_labels"] = torch.zeros(1, dtype=torch.int64).expand(10**8)
+    elif how == "labels expanded from one":
+        data["test_labels"] = torch.zeros(1, dtype=torch.int64).expand(len(packed["test_images"]))
+    elif how == "images a view into a larger storage":
+        data["test_images"] = torch.cat([packed["test_images"]] * 2)[len(packed["test_images"]):]
+    elif how == "images transposed":
+        data["test_images"] = packed["test_images"].transpose(2, 3)
+    elif how == "more images than a split may hold":
+        n = MAX_IMAGES["test"] + 1
+        data["test_images"] = torch.zeros(n, 3, 32, 32, dtype=torch.uint8)
+        data["test_labels"] = torch.zeros(n, dtype=torch.int64)
     return data
 
 
@@ -223,7 +237,16 @@ def _packed_variant(packed: dict, how: str):
     ("a key missing", "keys ['classes', 'dataset', 'test_labels', 'train_images', 'train_labels']"),
     ("not a dict", "holds a list, not the dict `msga pack` writes"),
     ("no test images", "test_images hold no image"),
+    ("one image expanded 10^8 times", "train_images are not stored as `msga pack` writes them, one contiguous block "
+                                      "that is its whole storage (strides (0, 1024, 32, 1), offset 0, 3,072 bytes stored"),
+    ("labels expanded from one", "test_labels are not stored as `msga pack` writes them"),
+    ("images a view into a larger storage", "its whole storage (strides (3072, 1024, 32, 1), offset 1228800, "
+                                            "2,457,600 bytes stored for 1,228,800 bytes"),
+    ("images transposed", "test_images are not stored as `msga pack` writes them"),
+    ("more images than a split may hold", f"test_images hold {MAX_IMAGES['test'] + 1:,} images, more than the "
+                                          f"{MAX_IMAGES['test']:,} a test split may hold"),
 ])
+@pytest.mark.timeout(60)  # before the layout check, the expanded file took hours
 def test_packed_file_with_wrong_contents_is_named_before_training(tmp_path, packed, how, words):
     import torch
 
@@ -512,3 +535,30 @@ def test_only_dead_writers_temp_files_of_the_same_target_on_this_host_are_remove
         (tmp_path / name).write_text("partial")
     write_json_atomic(target, {"acc": 0.5})
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + ["metrics.json"])
+
+
+# ---------------------------------------------------------------- stamps
+
+
+def test_a_stamp_removes_the_earlier_stamps_this_project_wrote_and_nothing_else(tmp_path):
+    """`msga aggregate --stamp D/KEY` and `msga report --stamp D/KEY` replace the stamp of an earlier
+    key in D; a user's files there, even one named like a key, stay as they were."""
+    from msga.io import write_stamp
+
+    folder = tmp_path / "stamps"
+    write_stamp(folder / "0123456789abcdef")  # an earlier key's stamp
+    (folder / "fedcba9876543210").write_text("fedcba9876543210\n")  # a stamp as first written: its name
+    mine = {"notes.txt": "my notes\n", "table1.csv": "model,acc\n", "aaaaaaaaaaaaaaaa": "named like a key\n",
+            "bbbbbbbbbbbbbbbb": "bbbbbbbbbbbbbbbb\n" * 20, ".hidden": "x"}
+    for name, text in mine.items():
+        (folder / name).write_text(text)
+    (tmp_path / "elsewhere").write_text("0123456789abcdee\n")
+    (folder / "0123456789abcdee").symlink_to(tmp_path / "elsewhere")  # a link is not ours to remove
+    write_stamp(folder / "1111111111111111")
+    left = {p.name: p.read_text() for p in folder.iterdir()}
+    assert set(left) == {*mine, "0123456789abcdee", "1111111111111111"}
+    assert all(left[name] == text for name, text in mine.items())
+    assert left["1111111111111111"].startswith("msga stamp 1111111111111111")
+    write_stamp(folder / "x")  # a stamp named otherwise is written, and removes the key's stamp before it
+    assert {p.name for p in folder.iterdir()} == {*mine, "0123456789abcdee", "x"}
+    assert (tmp_path / "elsewhere").read_text() == "0123456789abcdee\n"

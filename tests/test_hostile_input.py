@@ -10,6 +10,7 @@ import pickle
 import re
 import struct
 import tarfile
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from msga.data import FetchError
 from msga.data.archive import md5sum
 from msga.data.cifar import load_split, pack, read_pickle
 from msga.data.fetch import fetch
-from msga.data.format import MEMBER_LIMITS, TAR_OVERHEAD
+from msga.data.format import MAX_EXTENDED_HEADER, MAX_IMAGES, MEMBER_LIMITS, TAR_OVERHEAD
 from msga.data.synthetic import make_split
 from msga.io import write_json_atomic
 
@@ -238,6 +239,111 @@ def test_python2_split_loads_pixel_for_pixel(tmp_path, fixture_archive):
     assert np.array_equal(again.numpy(), images.numpy()) and labels_again.tolist() == labels.tolist()
 
 
+# ---------------------------------------------------------------- pickles that expand when loaded
+
+
+def _put(slot: int) -> bytes:  # keep the value on top of the stack in memo slot `slot`
+    return pickle.LONG_BINPUT + struct.pack("<I", slot)
+
+
+def _get(slot: int) -> bytes:  # push the value of memo slot `slot` again: a few bytes, whatever its size
+    return pickle.LONG_BINGET + struct.pack("<I", slot)
+
+
+def _list(*items: bytes) -> bytes:
+    return pickle.EMPTY_LIST + pickle.MARK + b"".join(items) + pickle.APPENDS
+
+
+def _split_of(data: bytes, labels: bytes) -> bytes:
+    return (b"\x80\x04" + pickle.EMPTY_DICT + _text("data") + data + pickle.SETITEM
+            + _text("fine_labels") + labels + pickle.SETITEM + pickle.STOP)
+
+
+def _one_bytes_object_in_many_arrays(n: int) -> bytes:
+    """n arrays of one image each, all filled from ONE bytes object of the memo."""
+    empty = _call(RECONSTRUCT, NDARRAY, _tuple(_int(0)), pickle.SHORT_BINBYTES + b"\x01b")
+    first = _build(empty, _tuple(_int(1), _tuple(_int(3072)), _dtype("u1") + _put(1), pickle.NEWFALSE,
+                                 pickle.BINBYTES + struct.pack("<I", 3072) + bytes(3072) + _put(2)))
+    again = _build(empty, _tuple(_int(1), _tuple(_int(3072)), _get(1), pickle.NEWFALSE, _get(2)))
+    return _split_of(_list(first, *[again] * (n - 1)), _list(*[_int(0)] * n))
+
+
+def _one_text_encoded_many_times(n: int) -> bytes:
+    encode = _stack_global("_codecs", "encode")
+    first = _call(encode, _text("\xff" * 20_000) + _put(1), _text("latin1"))
+    return _split_of(_list(first, *[_call(encode, _get(1), _text("latin1"))] * (n - 1)), _list(_int(0)))
+
+
+EXPANDING = {  # kind -> (the pickle, what the error says); each would decode to 30 MB or more
+    "one row named 20,000 times": (lambda: pickle.dumps({"data": [np.zeros(3072, np.uint8)] * 20_000,
+                                                         "fine_labels": [0] * 20_000}, protocol=2),
+                                   "'data' is a list, expected uint8 (N, 3072): one array"),
+    "one bytes object in 10,000 arrays": (lambda: _one_bytes_object_in_many_arrays(10_000),
+                                          "refusing to decode more array bytes than the pickle's own bytes hold"),
+    "one text encoded 2,000 times": (lambda: _one_text_encoded_many_times(2_000),
+                                     "refusing to decode more bytes from text than the pickle's own bytes hold"),
+    "labels naming one list 16 times": (lambda: pickle.dumps({"data": np.zeros((16, 3072), np.uint8),
+                                                              "fine_labels": [[0] * 250_000] * 16}, protocol=2),
+                                        "'fine_labels' must be 16 integers"),
+}
+
+
+@pytest.mark.parametrize("kind", EXPANDING)
+def test_a_pickle_that_expands_when_loaded_is_refused_before_it_grows(tmp_path, fixture_archive, kind):
+    """A pickle may name one value many times for a few bytes each: kilobytes that would load as tens of
+    megabytes (the same at the member size limit: hundreds of gigabytes). Refused, and the memory used
+    while refusing stays below what the expansion would take."""
+    make, words = EXPANDING[kind]
+    fetch(tmp_path, tarball=fixture_archive[0], md5=fixture_archive[1])
+    payload = make()
+    (tmp_path / "cifar-100-python" / "test").write_bytes(payload)
+    import torch  # noqa: F401 (load_split imports it; the import alone takes tens of MB, not measured here)
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(FetchError, match=re.escape(words)):
+            load_split(tmp_path, "test")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(payload) < 3_000_000 and peak < 10_000_000, (len(payload), peak)
+
+
+def test_a_split_with_more_images_than_the_format_allows_is_refused(tmp_path, fixture_archive):
+    fetch(tmp_path, tarball=fixture_archive[0], md5=fixture_archive[1])
+    n = MAX_IMAGES["test"] + 1
+    (tmp_path / "cifar-100-python" / "test").write_bytes(
+        pickle.dumps({"data": np.zeros((n, 3072), np.uint8), "fine_labels": [0] * n}, protocol=4))
+    with pytest.raises(FetchError, match=f"holds {n:,} images, more than the {MAX_IMAGES['test']:,} a test split"):
+        load_split(tmp_path, "test")
+
+
+def test_a_pickle_larger_than_its_member_may_be_is_not_read(tmp_path, fixture_archive, monkeypatch):
+    from msga.data import cifar
+
+    fetch(tmp_path, tarball=fixture_archive[0], md5=fixture_archive[1])
+    monkeypatch.setitem(MEMBER_LIMITS, "test", 1000)  # the file there is larger than that
+    monkeypatch.setattr(cifar._ArrayUnpickler, "load", lambda self: pytest.fail("unpickled"))
+    with pytest.raises(FetchError, match="bytes, more than the 1,000 a CIFAR-100 pickle of its kind can need"):
+        load_split(tmp_path, "test")
+
+
+def test_running_out_of_memory_while_unpickling_says_so(tmp_path, fixture_archive, monkeypatch):
+    from msga.data import cifar
+
+    fetch(tmp_path, tarball=fixture_archive[0], md5=fixture_archive[1])
+
+    def out_of_memory(self):
+        raise MemoryError
+
+    monkeypatch.setattr(cifar._ArrayUnpickler, "load", out_of_memory)
+    with pytest.raises(FetchError) as exc:
+        load_split(tmp_path, "test")
+    message = str(exc.value)
+    assert "ran out of memory while unpickling" in message and "Nothing in it was run" in message
+    assert "is not a CIFAR pickle: ." not in message
+
+
 # ---------------------------------------------------------------- archives that would fill a disk
 
 
@@ -392,23 +498,17 @@ def _stream_limit() -> int:
     return sum(MEMBER_LIMITS.values()) + TAR_OVERHEAD
 
 
-@pytest.mark.parametrize("bomb", ["pax header of 1 GB", "50 extra members of 10 MB"])
-def test_gzip_bomb_is_stopped_at_the_bounded_total(tmp_path, bomb):
-    """Both inflate far past what CIFAR-100 can need; decompression stops at the bound (train, test
-    and meta at their limits, plus the tar overhead), with nothing written."""
-    zeros = gzip.compress(b"\0" * 10_000_000, compresslevel=9)  # gzip members concatenate into one stream
-    if bomb == "pax header of 1 GB":  # tarfile reads a pax header whole, into memory
-        header = tarfile.TarInfo("././@PaxHeader")
-        header.type, header.size = tarfile.XHDTYPE, 1_000_000_000
-        payload = gzip.compress(header.tobuf(tarfile.USTAR_FORMAT)) + zeros * 100
-    else:  # each extra within its own limit (10 MB), 500 MB in all
-        size = 10_000_000 - 10_000_000 % 512  # a whole number of blocks: no padding between members
-        data = gzip.compress(b"\0" * size, compresslevel=9)
-        payload = b""
-        for i in range(50):
-            info = tarfile.TarInfo(f"cifar-100-python/extra{i}")
-            info.size = size
-            payload += gzip.compress(info.tobuf(tarfile.USTAR_FORMAT)) + data
+def test_gzip_bomb_is_stopped_at_the_bounded_total(tmp_path):
+    """Extra files, each within its own limit (10 MB), one more of them than the bound admits: they
+    inflate past what CIFAR-100 can need, and decompression stops at the bound (train, test and meta
+    at their limits, plus the tar overhead), with nothing written."""
+    size = 10_000_000 - 10_000_000 % 512  # a whole number of blocks: no padding between members
+    data = gzip.compress(b"\0" * size, compresslevel=9)  # gzip members concatenate into one stream
+    payload = b""
+    for i in range(_stream_limit() // size + 1):
+        info = tarfile.TarInfo(f"cifar-100-python/extra{i}")
+        info.size = size
+        payload += gzip.compress(info.tobuf(tarfile.USTAR_FORMAT)) + data
     archive = tmp_path / "bomb.tar.gz"
     archive.write_bytes(payload)
     assert archive.stat().st_size < 2_000_000
@@ -418,16 +518,46 @@ def test_gzip_bomb_is_stopped_at_the_bounded_total(tmp_path, bomb):
     assert _tree(out) == []
 
 
-def test_the_limits_admit_cifar_100_and_the_synthetic_fixture_at_its_size():
+@pytest.mark.parametrize("kind,size", [
+    ("pax", 1_000_000_000), ("pax", 100_000_000), ("global pax", 100_000_000), ("GNU long name", 100_000_000),
+    ("pax", MAX_EXTENDED_HEADER + 1),
+])
+def test_an_extended_tar_header_too_large_is_refused_before_it_is_read(tmp_path, kind, size):
+    """tarfile reads a pax header or a GNU long name whole into memory (a 100 MB one took 304 MB): one
+    declaring more than such a header can need is refused from the 512 bytes that declare it."""
+    header = tarfile.TarInfo("././@PaxHeader" if "pax" in kind else "././@LongLink")
+    header.type = {"pax": tarfile.XHDTYPE, "global pax": tarfile.XGLTYPE, "GNU long name": tarfile.GNUTYPE_LONGNAME}[kind]
+    header.size = size
+    zeros = gzip.compress(b"\0" * 10_000_000, compresslevel=9)  # gzip members concatenate into one stream
+    archive = tmp_path / "header.tar.gz"
+    archive.write_bytes(gzip.compress(header.tobuf(tarfile.USTAR_FORMAT)) + zeros * (size // 10_000_000 + 1))
+    out = tmp_path / "raw"
+    tracemalloc.start()
+    try:
+        with pytest.raises(FetchError, match=f"holds a {kind} header of {size:,} bytes, more than the "
+                                             f"{MAX_EXTENDED_HEADER:,}"):
+            fetch(out, tarball=archive, md5=md5sum(archive))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000 and _tree(out) == []
+
+
+def test_the_limits_admit_cifar_100_and_the_synthetic_fixture_at_its_largest():
     """The official train is 155 MB and test 31 MB; a protocol 2 pickle written by Python 3 (the
-    synthetic fixture) takes up to twice the pixel bytes. Both fit, the latter even when every pixel
-    is bright (two bytes each)."""
+    synthetic fixture) takes up to twice the pixel bytes. Both fit, the latter at the most images the
+    params schema lets it have, even when every pixel is bright (two bytes each)."""
+    from msga.config import load_schema
+
+    synthetic = load_schema()["properties"]["data"]["properties"]["synthetic"]["properties"]
     rng = np.random.default_rng(0)
-    for per_class, split, n in ((5, "train", 50_000), (1, "test", 10_000)):
+    for split, per_class in (("train", 5), ("test", 1)):
+        most = synthetic[f"{split}_per_class"]["maximum"] * 100
+        assert most <= MAX_IMAGES[split], (split, most)  # every fixture the schema admits may be loaded
         fixture = make_split(per_class, rng, f"synthetic_{split}")
         bright = dict(fixture, data=np.full_like(fixture["data"], 255))
         for entry in (fixture, bright):
             per_image = len(pickle.dumps(entry, protocol=2)) / len(entry["fine_labels"])
-            assert n * per_image < MEMBER_LIMITS[split], (split, per_image)
+            assert most * per_image < MEMBER_LIMITS[split], (split, per_image)
     assert 50_000 * (3072 + 40) < MEMBER_LIMITS["train"] / 2  # the official file, with room to spare
     assert MEMBER_LIMITS["meta"] > 20 * 1_600

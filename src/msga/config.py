@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from msga.data.format import NUM_CLASSES
 from msga.experiments import MODEL_SETS, SWEEPS, TUNE
-from msga.recipe import scaled_lr
+from msga.recipe import held_out, scaled_lr
 from msga.runs import BASE_VARIANT, Run, variant_name
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "params.schema.yaml"
@@ -35,20 +37,94 @@ class ParamsError(ValueError):
 # ---------------------------------------------------------------- reading
 
 
+MAX_DEPTH = 32  # levels of nesting; a params file has five (models.crossvit.depth[0][1])
+
+# How YAML 1.2's core schema reads an untagged plain scalar (what DVC reads params.yaml with); any other
+# text is a string. PyYAML reads YAML 1.1, which differs: 010 is octal 8 (1.2: 10), 1:30 is 90 (1.2: the
+# text), yes/on are true, 1_000 is 1000, 1e3 is text (1.2: 1000.0).
+_CORE_SCHEMA = [(re.compile(pattern), read) for pattern, read in (
+    (r"null|Null|NULL|~|", lambda text: None),
+    (r"true|True|TRUE", lambda text: True),
+    (r"false|False|FALSE", lambda text: False),
+    (r"[-+]?[0-9]+", int),
+    (r"0o[0-7]+", lambda text: int(text[2:], 8)),
+    (r"0x[0-9a-fA-F]+", lambda text: int(text[2:], 16)),
+    (r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?", float),
+    (r"[-+]?\.(inf|Inf|INF)", lambda text: float(text.replace(".", ""))),
+    (r"\.nan|\.NaN|\.NAN", lambda text: math.nan),
+)]
+
+
+def _yaml12(text: str):
+    return next((read(text) for pattern, read in _CORE_SCHEMA if pattern.fullmatch(text)), text)
+
+
+def _same(a, b) -> bool:
+    nan = isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    return type(a) is type(b) and (a == b or nan)
+
+
+def _unambiguous(value) -> str:
+    """`value` written so that YAML 1.1 and 1.2 read it alike."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, float):
+        mantissa, e, exponent = repr(value).partition("e")
+        mantissa += "" if "." in mantissa or not math.isfinite(value) else ".0"  # 1.1 floats need a point
+        return mantissa + e + exponent  # repr gives the exponent its sign, as 1.1 needs
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value))  # quoted: text
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """YAML without aliases and without duplicate keys.
+    """YAML without aliases, merge keys, duplicate keys, deep nesting, or scalars YAML versions read apart.
 
     An alias makes one node count many times (a few lines can expand to gigabytes when validated),
-    and a duplicate key silently keeps the last value: in a params file both are mistakes.
+    and a duplicate key silently keeps the last value: in a params file both are mistakes. A plain
+    scalar that YAML 1.1 (PyYAML, read here) and YAML 1.2 (DVC's reading of params) take for different
+    values (010: 8 or 10) is refused, naming both readings, rather than read as either.
     """
 
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.depth = 0
+
     def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
             raise yaml.composer.ComposerError(
                 None, None, f"found the alias *{event.anchor}: YAML aliases are not allowed in params; "
                 "write the value out", event.start_mark)
-        return super().compose_node(parent, index)
+        if self.depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nests deeper than {MAX_DEPTH} levels; a params file nests five", event.start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def compose_scalar_node(self, anchor):
+        event = self.peek_event()
+        node = super().compose_scalar_node(anchor)
+        if event.style is None and event.implicit[0]:  # plain and untagged: its type is the reader's guess
+            self._check_plain(node)
+        return node
+
+    def _check_plain(self, node) -> None:
+        def refuse(problem: str):
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+
+        if node.tag == "tag:yaml.org,2002:merge":
+            refuse("found a merge key (<<): merge keys are not allowed in params; write the keys out")
+        if node.tag not in self.yaml_constructors:
+            refuse(f"{node.value!r} is a YAML 1.1 {node.tag.rsplit(':', 1)[-1]}, which params do not use; quote it")
+        old, new = self.yaml_constructors[node.tag](self, node), _yaml12(node.value)
+        if not _same(old, new):
+            written = dict.fromkeys((_unambiguous(new), _unambiguous(old)))
+            refuse(f"{node.value} reads as {old!r} in YAML 1.1 (PyYAML) but as {new!r} in YAML 1.2 (DVC): write "
+                   f"{' or '.join(written)}, whichever is meant")
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -70,9 +146,12 @@ def read_yaml(path: str | Path) -> dict:
     if path.stat().st_size > MAX_PARAMS_BYTES:
         raise ParamsError(f"{path} is {path.stat().st_size} bytes; a params file is a few kB (limit {MAX_PARAMS_BYTES})")
     try:
-        params = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 (a safe loader)
+        with open(path, encoding="utf-8") as stream:  # read from the file, its errors name it, not "<unicode string>"
+            params = yaml.load(stream, Loader=_StrictLoader)  # noqa: S506 (a safe loader)
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ParamsError(f"{path} is not valid YAML: {err}") from err
+    except RecursionError:  # a backstop: MAX_DEPTH stops nesting long before Python's stack would
+        raise ParamsError(f"{path} nests too deeply to be read; a params file nests five levels") from None
     if not isinstance(params, dict):
         raise ParamsError(f"{path} must hold a mapping of sections (data, models, train, noise, experiments)")
     return params
@@ -99,7 +178,9 @@ def typed(value):
     if isinstance(value, str):
         try:
             return yaml.load(value, Loader=_StrictLoader)  # noqa: S506 (a safe loader)
-        except yaml.YAMLError:
+        except (yaml.composer.ComposerError, yaml.constructor.ConstructorError) as err:  # refused, as in a file
+            raise ParamsError(f"the --config value {value!r}: {err.problem}") from None
+        except yaml.YAMLError:  # not YAML: plain text
             return value
     return value
 
@@ -144,8 +225,21 @@ def _is_number(checker, value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+@functools.cache
+def _ecma_regex(pattern: str) -> re.Pattern:
+    """A schema pattern as ECMA-262 reads it (JSON Schema's dialect): its `$` is the end of the text, where
+    Python's `$` also matches before a final newline (which let "MD5\\n" pass ^[0-9a-f]{32}$)."""
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 def _validator_class():
-    """Draft 2020-12 with strict integers and finite numbers, filling the schema's defaults in.
+    """Draft 2020-12 with strict integers, finite numbers and ECMA-262 patterns, filling the schema's
+    defaults in.
 
     Defaults are written before a mapping's own properties are checked, so a default is
     validated like a written value; the schema is the one place defaults live.
@@ -161,7 +255,8 @@ def _validator_class():
                     instance[name] = copy.deepcopy(sub["default"])
         yield from check_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(base, {"properties": properties_with_defaults}, type_checker=types)
+    return jsonschema.validators.extend(base, {"properties": properties_with_defaults, "pattern": _pattern},
+                                        type_checker=types)
 
 
 @functools.cache
@@ -192,6 +287,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         return error.message + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    if error.validator == "pattern" and "description" in error.schema:
+        return f"{error.message}: {error.schema['description']}"
     if error.validator == "type" and isinstance(value, float) and not math.isfinite(value):
         return f"{value} is not a finite number"
     if error.validator == "type" and error.validator_value == "integer" and isinstance(value, float) and value.is_integer():
@@ -234,7 +331,19 @@ def cross_field_problems(params: dict) -> list[str]:
             for i, (dim, heads) in enumerate(zip(arch["embed_dim"], arch["num_heads"])):
                 if dim % heads:
                     problems.append(f"models.{name}.embed_dim[{i}]: {dim} is not divisible by num_heads[{i}] = {heads}")
-    return problems + _recipe_problems(params)
+        problems += _mlp_width_problems(name, arch)
+    return problems + _recipe_problems(params) + _validation_problems(params)
+
+
+def _mlp_width_problems(name: str, arch: dict) -> list[str]:
+    """msga's block MLPs are int(width * mlp_ratio) wide: at least one channel in every block."""
+    if not {"widths", "depths", "attn_depth", "mlp_ratio"} <= set(arch):
+        return []
+    used = [w for w, d in zip(arch["widths"], arch["depths"]) if d] + [arch["widths"][-1]] * bool(arch["attn_depth"])
+    if used and int(min(used) * arch["mlp_ratio"]) < 1:
+        return [f"models.{name}.mlp_ratio: {arch['mlp_ratio']} times the narrowest block's width {min(used)} leaves "
+                "its MLP no channel; raise mlp_ratio or the width"]
+    return []
 
 
 def _recipes(params: dict) -> dict[str, dict]:
@@ -277,6 +386,30 @@ def lr_sources(params: dict, tuned) -> dict[str, str]:
         if source is not None and recipe(model) == recipe(source):
             out[model] = source
     return out
+
+
+def _recipe_of(params: dict, model: str) -> dict:
+    return _recipes(params).get(f"train.per_model.{model}", params["train"])
+
+
+def _validation_problems(params: dict) -> list[str]:
+    """The validation split (train.validation, and every run of the tune experiment) holds out a tenth of
+    each class, at least one image: the synthetic fixture must keep images to train on, a batch's worth."""
+    data = params["data"]
+    uses = {where: recipe for where, recipe in _recipes(params).items() if recipe["validation"]}
+    if enabled(params, TUNE):
+        uses |= {f"experiments.{TUNE} ({m})": _recipe_of(params, m) for m in params["experiments"][TUNE]["models"]}
+    if data["source"] != "synthetic" or not uses:
+        return []  # CIFAR-100: 450 of each class's 500 images are left
+    per_class = data["synthetic"]["train_per_class"]
+    fit = NUM_CLASSES * (per_class - held_out(per_class))
+    if not fit:
+        return [f"data.synthetic.train_per_class: {per_class} images per class, and the validation split of "
+                f"{', '.join(uses)} holds out {held_out(per_class)} of each class: none is left to train on; use 2 "
+                "or more"]
+    return [f"{where}: batch size {recipe['batch_size']} exceeds the {fit} images left to train on beside the "
+            f"validation split (data.synthetic.train_per_class {per_class})"
+            for where, recipe in uses.items() if recipe["batch_size"] > fit]
 
 
 def _recipe_problems(params: dict) -> list[str]:

@@ -138,15 +138,38 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+STAMP_NAME = re.compile(r"[0-9a-f]{16}")  # a stamp is named by a content key (config.config_hash)
+STAMP_MARKER = "msga stamp"  # the first words of every stamp this project writes
+
+
+def _stamp_text(name: str) -> str:
+    return f"{STAMP_MARKER} {name}: the outputs beside it were made from the content of this key\n"
+
+
+def is_stamp(path: Path) -> bool:
+    """Whether `path` is a stamp this project wrote: named by a key and holding the marker (or, as
+    stamps were first written, its own name and nothing else)."""
+    if not (STAMP_NAME.fullmatch(path.name) and path.is_file() and not path.is_symlink()):
+        return False
+    try:
+        if path.stat().st_size > 200:
+            return False
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return text == _stamp_text(path.name) or text == f"{path.name}\n"
+
+
 def write_stamp(path: str | Path) -> None:
     """Mark a step's outputs as made from the content the stamp's name (a key) names, replacing the
-    stamps of earlier contents in its folder (all written by this function)."""
+    stamps of earlier contents in its folder. Only stamps this project wrote (is_stamp) are removed:
+    any other file there, a user's notes or a table, stays."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for old in path.parent.iterdir():
-        if old.is_file() and old.name != path.name and not old.name.startswith("."):
-            old.unlink()
-    write_text_atomic(path, f"{path.name}\n")
+        if old.name != path.name and is_stamp(old):
+            old.unlink(missing_ok=True)
+    write_text_atomic(path, _stamp_text(path.name))
 
 
 def write_json_atomic(path: str | Path, obj) -> None:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from msga import provenance
 from msga.config import config_hash, run_key
-from msga.recipe import scaled_lr
+from msga.recipe import held_out, scaled_lr
 from msga.data.augment import AugmentSpec, augment_batch, soft_cross_entropy
 from msga.data.loader import DeviceData, channel_stats
 from msga.errors import Failure
@@ -121,7 +121,6 @@ def schedule(train: dict, steps_per_epoch: int, peak: float):
 
 
 VALIDATION_SEED = 20_240_601  # one held-out split for every run, whatever its seed
-VALIDATION_SHARE = 10  # 1 in 10 training images of each class: 5,000 of CIFAR-100's 50,000
 
 
 def split_validation(images: torch.Tensor, labels: torch.Tensor) -> tuple[tuple, tuple]:
@@ -131,7 +130,7 @@ def split_validation(images: torch.Tensor, labels: torch.Tensor) -> tuple[tuple,
     held = torch.zeros(len(labels), dtype=torch.bool)
     for c in labels.unique():
         members = (labels == c).nonzero().flatten()
-        chosen = members[torch.randperm(len(members), generator=g)[: max(1, len(members) // VALIDATION_SHARE)]]
+        chosen = members[torch.randperm(len(members), generator=g)[: held_out(len(members))]]
         held[chosen] = True
     return (images[~held], labels[~held]), (images[held], labels[held])
 

@@ -20,7 +20,8 @@ from typing import Iterator
 
 from msga.data import FetchError
 from msga.data.format import (  # noqa: F401 (ARCHIVE_NAME: re-exported)
-    ARCHIVE_NAME, EXTRA_MEMBER_LIMIT, FOLDER, MEMBER_LIMITS, MEMBERS, OFFICIAL_MD5, TAR_OVERHEAD,
+    ARCHIVE_NAME, EXTRA_MEMBER_LIMIT, FOLDER, MAX_EXTENDED_HEADER, MAX_TAR_BYTES, MEMBER_LIMITS, MEMBERS,
+    OFFICIAL_MD5,
 )
 from msga.io import WriteFailed, atomic_path
 
@@ -84,11 +85,6 @@ def _size_limit(short: str) -> int:
     return MEMBER_LIMITS.get(short, EXTRA_MEMBER_LIMIT)
 
 
-def _stream_limit() -> int:
-    """The most bytes the gzip may decompress to: every member at its limit, and the tar's overhead."""
-    return sum(MEMBER_LIMITS.values()) + TAR_OVERHEAD
-
-
 @contextmanager
 def _reading(archive: Path) -> Iterator[None]:
     """A failure to read the archive, said as such: the archive is damaged, the output is not at fault."""
@@ -115,13 +111,30 @@ class _Bounded:
         return block
 
 
+_EXTENDED = {tarfile.XHDTYPE: "pax", tarfile.XGLTYPE: "global pax", tarfile.SOLARIS_XHDTYPE: "pax",
+             tarfile.GNUTYPE_LONGNAME: "GNU long name", tarfile.GNUTYPE_LONGLINK: "GNU long link"}
+
+
+class _HeaderChecked(tarfile.TarInfo):
+    """A tar header whose extended header, which tarfile would read whole into memory, is judged by
+    its declared size first (from the 512 bytes just read), before a byte of it is read."""
+
+    def _proc_member(self, tar):
+        if self.type in _EXTENDED and self.size > MAX_EXTENDED_HEADER:
+            raise FetchError(f"{tar.name} holds a {_EXTENDED[self.type]} header of {self.size:,} "
+                             f"bytes, more than the {MAX_EXTENDED_HEADER:,} such a header can need (it holds a few "
+                             "names and numbers); nothing was extracted. Obtain the CIFAR-100 archive again")
+        return super()._proc_member(tar)
+
+
 @contextmanager
 def _open_tar(archive: Path) -> Iterator[tarfile.TarFile]:
     """The archive as a tar stream read front to back (no seeking back), its decompression bounded."""
     with _reading(archive):
         raw = gzip.open(archive, "rb")
         try:
-            tar = tarfile.open(fileobj=_Bounded(raw, _stream_limit(), archive), mode="r|", bufsize=CHUNK)
+            tar = tarfile.open(str(archive), fileobj=_Bounded(raw, MAX_TAR_BYTES, archive), mode="r|",
+                               bufsize=CHUNK, tarinfo=_HeaderChecked)
         except BaseException:
             raw.close()
             raise

@@ -4,6 +4,7 @@ tensor file that records which archive it came from; load it back, checked."""
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import reprlib
 import warnings
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from msga.data import FetchError
-from msga.data.format import FOLDER, IMAGE_SHAPE, NUM_CLASSES, SPLITS
+from msga.data.format import FOLDER, IMAGE_SHAPE, MAX_IMAGES, MEMBER_LIMITS, NUM_CLASSES, SPLITS
 from msga.io import atomic_output
 
 
@@ -29,6 +30,23 @@ _SHORT.maxstring = _SHORT.maxother = 40
 def _refuse(what: str, *values) -> pickle.UnpicklingError:
     shown = f"({', '.join(map(_SHORT.repr, values))})" if values else ""
     return pickle.UnpicklingError(f"refusing {what}{shown}: a CIFAR pickle holds plain values and numeric arrays only")
+
+
+class _Budget:
+    """The bytes one kind of decoding may still make while one pickle loads: no more than the pickle's
+    own size. A pickle can name one object many times for a few bytes each (its memo), so without a
+    bound a small file could make an array, or a bytes object, per mention: gigabytes from kilobytes."""
+
+    __slots__ = ("left", "what")
+
+    def __init__(self, limit: int, what: str):
+        self.left, self.what = limit, what
+
+    def spend(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise pickle.UnpicklingError(f"refusing to decode more {self.what} than the pickle's own bytes hold "
+                                         "(it names one value many times, to expand when loaded)")
 
 
 class _DtypeSpec:
@@ -72,6 +90,7 @@ class _Array(np.ndarray):
                 and isinstance(spec, _DtypeSpec) and type(fortran) in (bool, int) and fortran in (0, 1)
                 and isinstance(raw, bytes) and math.prod(shape) * spec.dtype.itemsize == len(raw)):
             raise _refuse("an array whose state is not a shape, a numeric dtype, an order and exactly its bytes")
+        self.budget.spend(len(raw))  # set by _Reconstruct, before numpy copies the bytes in
         super().__setstate__((1, shape, spec.dtype, bool(fortran), raw))
 
 
@@ -84,6 +103,9 @@ class _Global:
 
     def __repr__(self):
         return self.NAME
+
+    def __setstate__(self, state):
+        raise _refuse(f"a BUILD on {self.NAME}")
 
 
 class _NdarrayName(_Global):
@@ -99,15 +121,20 @@ _NDARRAY = _NdarrayName()
 
 class _Reconstruct(_Global):
     """numpy's `_reconstruct(ndarray, (0,), b'b')`, as numpy's pickles call it: an empty array
-    that BUILD then fills through _Array.__setstate__."""
+    that BUILD then fills through _Array.__setstate__, within the budget of array bytes."""
 
-    __slots__ = ()
+    __slots__ = ("budget",)
     NAME = "numpy _reconstruct"
+
+    def __init__(self, budget: _Budget):
+        self.budget = budget
 
     def __call__(self, subtype=None, shape=None, typecode=None, *extra):
         if subtype is not _NDARRAY or shape != (0,) or typecode not in (b"b", "b") or extra:
             raise _refuse(self.NAME, subtype, shape, typecode, *extra)
-        return _Array((0,), np.uint8)
+        array = _Array((0,), np.uint8)
+        array.budget = self.budget
+        return array
 
 
 class _Dtype(_Global):
@@ -123,14 +150,19 @@ class _Dtype(_Global):
 
 
 class _Latin1(_Global):
-    """`_codecs.encode(text, 'latin1')`: how a protocol 2 pickle written by Python 3 holds bytes."""
+    """`_codecs.encode(text, 'latin1')`: how a protocol 2 pickle written by Python 3 holds bytes;
+    within the budget of encoded bytes (one text, named again and again, would be encoded anew each time)."""
 
-    __slots__ = ()
+    __slots__ = ("budget",)
     NAME = "_codecs.encode"
+
+    def __init__(self, budget: _Budget):
+        self.budget = budget
 
     def __call__(self, text=None, encoding=None, *extra):
         if not isinstance(text, str) or encoding != "latin1" or extra:
             raise _refuse(self.NAME, text, encoding, *extra)
+        self.budget.spend(len(text))
         return text.encode("latin1")
 
 
@@ -139,35 +171,56 @@ class _ArrayUnpickler(pickle.Unpickler):
 
     Exactly the globals numpy's array pickles name are admitted, each as an object of ours that
     checks its arguments. No name is looked up in any module: no dotted path (numpy.lib...os.system),
-    no other numpy function (numpy.save, numpy.load), no builtin can be reached.
+    no other numpy function (numpy.save, numpy.load), no builtin can be reached. The arrays, and the
+    bytes decoded from text, may hold no more bytes than the pickle itself (`size`): real CIFAR stores
+    each array's bytes in the pickle once.
     """
 
-    GLOBALS = {
-        ("numpy.core.multiarray", "_reconstruct"): _Reconstruct(),  # numpy 1 (and Python 2) pickles
-        ("numpy._core.multiarray", "_reconstruct"): _Reconstruct(),  # numpy 2
-        ("numpy", "ndarray"): _NDARRAY,
-        ("numpy", "dtype"): _Dtype(),
-        ("_codecs", "encode"): _Latin1(),
-    }
+    def __init__(self, file, size: int, **kwargs):
+        super().__init__(file, **kwargs)
+        reconstruct = _Reconstruct(_Budget(size, "array bytes"))
+        self.globals = {
+            ("numpy.core.multiarray", "_reconstruct"): reconstruct,  # numpy 1 (and Python 2) pickles
+            ("numpy._core.multiarray", "_reconstruct"): reconstruct,  # numpy 2
+            ("numpy", "ndarray"): _NDARRAY,
+            ("numpy", "dtype"): _Dtype(),
+            ("_codecs", "encode"): _Latin1(_Budget(size, "bytes from text")),
+        }
 
     def find_class(self, module, name):
         try:
-            return self.GLOBALS[module, name]
+            return self.globals[module, name]
         except (KeyError, TypeError):  # TypeError: a name that is not even hashable text
             raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR pickle") from None
 
 
-def read_pickle(path: str | Path) -> dict:
-    """The dict of a CIFAR pickle, read by the restricted unpickler; its arrays are plain ndarrays."""
+_NOT_CIFAR = ("the archive it came from is not CIFAR-100's python version: check data.tarball / data.url "
+              "and data.md5")
+
+
+def read_pickle(path: str | Path, max_bytes: int | None = None) -> dict:
+    """The dict of a CIFAR pickle, read by the restricted unpickler; its arrays are plain ndarrays.
+    A file over `max_bytes` is refused before a byte of it is unpickled."""
+    size = 0
     try:
         with open(path, "rb") as f:
-            obj = _ArrayUnpickler(f, encoding="latin1").load()
+            size = os.fstat(f.fileno()).st_size
+            if max_bytes is not None and size > max_bytes:
+                raise FetchError(f"{path} is {size:,} bytes, more than the {max_bytes:,} a CIFAR-100 pickle of "
+                                 f"its kind can need; nothing of it was read; {_NOT_CIFAR}")
+            obj = _ArrayUnpickler(f, size, encoding="latin1").load()
+    except FetchError:
+        raise
     except OSError as err:
         raise FetchError(f"cannot read {path}: {err.strerror or err}; run the extract step again "
                          "(`snakemake data`, or `msga extract`)") from err
+    except MemoryError:  # its message is empty; what it means is not
+        raise FetchError(f"ran out of memory while unpickling {path} ({size:,} bytes): this machine lacks the "
+                         "memory free for it, or the pickle is built to expand when loaded. Nothing in it was run; "
+                         f"free memory and retry, or, if it persists, {_NOT_CIFAR}") from None
     except Exception as err:  # whatever the bytes make the unpickler raise, nothing of them ran
-        raise FetchError(f"{path} is not a CIFAR pickle: {err}. Nothing in it was run; the archive it came "
-                         "from is not CIFAR-100's python version: check data.tarball / data.url and data.md5") from err
+        raise FetchError(f"{path} is not a CIFAR pickle: {str(err) or type(err).__name__}. Nothing in it was run; "
+                         f"{_NOT_CIFAR}") from err
     if not isinstance(obj, dict):
         raise FetchError(f"{path} holds a {type(obj).__name__}, expected a dict")
     return {key: value.view(np.ndarray) if isinstance(value, _Array) else value for key, value in obj.items()}
@@ -178,21 +231,32 @@ def _folder(root: str | Path) -> Path:
     return root if root.name == FOLDER else root / FOLDER
 
 
-def _as_array(value) -> np.ndarray | None:
-    """`value` as a numpy array, or None where it cannot be one (ragged, cyclic, too deep)."""
-    try:
-        return np.asarray(value)
-    except (ValueError, TypeError, OverflowError, RecursionError):
-        return None
+def _images(path: Path, value, split: str) -> np.ndarray:
+    """The image rows, uint8 (N, 3072): one array, as CIFAR stores them, whose bytes were in the pickle
+    (the unpickler's budget); a list of rows could name one row a million times. At most MAX_IMAGES."""
+    if not isinstance(value, np.ndarray) or value.dtype != np.uint8 or value.ndim != 2 \
+            or value.shape[1] != math.prod(IMAGE_SHAPE):
+        found = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
+        raise FetchError(f"{path}: 'data' is {found}, expected uint8 (N, 3072): one array, as CIFAR stores it")
+    if len(value) > MAX_IMAGES[split]:
+        raise FetchError(f"{path}: 'data' holds {len(value):,} images, more than the {MAX_IMAGES[split]:,} a "
+                         f"{split} split may hold (CIFAR-100 has 50,000 and 10,000)")
+    return value
 
 
 def _labels(path: Path, value, n: int) -> np.ndarray:
-    """The fine labels as int64 (N,); anything else is an error that says what they must be."""
-    labels = _as_array(value)
-    if (labels is None or labels.dtype.kind not in "iu" or labels.shape != (n,)
-            or (n and (labels.min() < 0 or labels.max() >= NUM_CLASSES))):
-        raise FetchError(f"{path}: 'fine_labels' must be {n} integers in [0, {NUM_CLASSES})")
-    return labels.astype(np.int64)
+    """The fine labels as int64 (N,): a list of N integers or an integer array of N; checked before any
+    conversion, so a list that names another list N times is never expanded."""
+    wrong = FetchError(f"{path}: 'fine_labels' must be {n} integers in [0, {NUM_CLASSES})")
+    if isinstance(value, (list, tuple)):
+        if len(value) != n or not all(type(label) is int for label in value):
+            raise wrong
+        value = np.array(value, dtype=np.int64) if n else np.zeros(0, np.int64)
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "iu" or value.shape != (n,):
+        raise wrong
+    if n and (value.min() < 0 or value.max() >= NUM_CLASSES):
+        raise wrong
+    return value.astype(np.int64)
 
 
 def _class_names(path: Path, value) -> list[str]:
@@ -210,17 +274,14 @@ def load_split(root: str | Path, split: str) -> tuple:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     folder = _folder(root)
-    entry = read_pickle(folder / split)
-    meta = read_pickle(folder / "meta")
+    entry = read_pickle(folder / split, MEMBER_LIMITS[split])
+    meta = read_pickle(folder / "meta", MEMBER_LIMITS["meta"])
     for key in ("data", "fine_labels"):
         if key not in entry:
             raise FetchError(f"{folder / split} lacks the key {key!r} (keys: {sorted(map(str, entry))})")
     if "fine_label_names" not in meta:
         raise FetchError(f"{folder / 'meta'} lacks the key 'fine_label_names'")
-    data = _as_array(entry["data"])
-    if data is None or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != int(np.prod(IMAGE_SHAPE)):
-        found = "not an array" if data is None else f"{data.dtype} {data.shape}"
-        raise FetchError(f"{folder / split}: 'data' is {found}, expected uint8 (N, 3072)")
+    data = _images(folder / split, entry["data"], split)
     n = data.shape[0]
     labels = _labels(folder / split, entry["fine_labels"], n)
     classes = _class_names(folder / "meta", meta["fine_label_names"])
@@ -249,9 +310,21 @@ def pack(root: str | Path, out: str | Path, dataset_id: str, archive_md5: str) -
 PACKED_KEYS = {"train_images", "train_labels", "test_images", "test_labels", "classes", "dataset"}
 
 
+def _layout_problem(key: str, tensor) -> str | None:
+    """What is wrong with how a packed tensor is stored, or None: `pack` writes each tensor as one
+    contiguous block that is its whole storage. A stride of 0, or a view, would let a small file claim
+    any number of images (one image expanded 10^8 times is 3 kB on disk)."""
+    stored, needed = tensor.untyped_storage().nbytes(), tensor.numel() * tensor.element_size()
+    if tensor.is_contiguous() and tensor.storage_offset() == 0 and stored == needed:
+        return None
+    return (f"{key} are not stored as `msga pack` writes them, one contiguous block that is its whole storage "
+            f"(strides {tuple(tensor.stride())}, offset {tensor.storage_offset()}, {stored:,} bytes stored for "
+            f"{needed:,} bytes of values)")
+
+
 def _split_problem(data: dict, split: str) -> str | None:
     """What is wrong with one split of a packed file, or None: uint8 images (N, 3, 32, 32) and as
-    many int64 labels, each a class index."""
+    many int64 labels, each a class index, each stored whole; N at most the format's MAX_IMAGES."""
     import torch
 
     images, labels = data[f"{split}_images"], data[f"{split}_labels"]
@@ -263,8 +336,14 @@ def _split_problem(data: dict, split: str) -> str | None:
         return f"{split}_images are {images.dtype} {tuple(images.shape)}, expected uint8 (N, 3, 32, 32)"
     if not n:
         return f"{split}_images hold no image"
+    if problem := _layout_problem(f"{split}_images", images):
+        return problem
+    if n > MAX_IMAGES[split]:
+        return f"{split}_images hold {n:,} images, more than the {MAX_IMAGES[split]:,} a {split} split may hold"
     if labels.dtype != torch.int64 or tuple(labels.shape) != (n,):
         return f"{split}_labels are {labels.dtype} {tuple(labels.shape)}, expected int64 ({n},): one per image"
+    if problem := _layout_problem(f"{split}_labels", labels):
+        return problem
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= NUM_CLASSES:
         return f"{split}_labels range over [{low}, {high}], outside the class indices [0, {NUM_CLASSES})"
@@ -290,7 +369,7 @@ def _packed_problem(data) -> str | None:
 
 
 def load_packed(path: str | Path) -> dict:
-    """The packed tensors, checked (types, shapes, label ranges) before training sees them;
+    """The packed tensors, checked (types, shapes, layout, counts, label ranges) before training sees them;
     weights_only=True so the file cannot run code."""
     import torch
 

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from msga.data import FetchError
 from msga.data.archive import md5sum
+from msga.data.format import MAX_ARCHIVE_BYTES
 from msga.io import atomic_path
 
 log = logging.getLogger("msga.fetch")
@@ -110,7 +111,14 @@ def _download_once(url: str, dest: Path, md5: str | None, timeout: float) -> Pat
     return dest
 
 
+def _too_large(url: str, what: str) -> FetchError:
+    return FetchError(f"{url} {what} (the most an archive that extraction accepts can have; CIFAR-100's has "
+                      f"169,001,437): the download was stopped and nothing was kept. Check the URL; {OFFLINE_HINT}")
+
+
 def _stream(url: str, tmp: Path, timeout: float) -> None:
+    """The response to `tmp`, at most MAX_ARCHIVE_BYTES of it: a larger announced length is refused
+    before a byte is written, and a server that sends more than it may is cut off."""
     request = urllib.request.Request(url, headers={"User-Agent": "msga-fetch"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         kind = response.headers.get_content_type()
@@ -119,17 +127,22 @@ def _stream(url: str, tmp: Path, timeout: float) -> None:
                              f"nothing was kept. Check the URL in a browser; {OFFLINE_HINT}")
         total = response.headers.get("Content-Length")
         total = int(total) if total and total.isdigit() else None
+        if total is not None and total > MAX_ARCHIVE_BYTES:
+            raise _too_large(url, f"announces {total:,} bytes (Content-Length), more than {MAX_ARCHIVE_BYTES:,}")
         received = 0
         with open(tmp, "wb") as out, tqdm(
             total=total, unit="B", unit_scale=True, desc=f"download {Path(tmp).name}",
             disable=None, leave=False,
         ) as bar:
-            while block := response.read(1 << 20):
+            # one byte past the bound tells a file that fits from one that does not
+            while block := response.read(min(1 << 20, MAX_ARCHIVE_BYTES + 1 - received)):
                 if received == 0 and not block.startswith(GZIP_MAGIC):
                     raise FetchError(f"{url} did not send a gzip archive (it starts with {block[:40]!r}); "
                                      f"nothing was kept. Check the URL; {OFFLINE_HINT}")
-                out.write(block)
                 received += len(block)
+                if received > MAX_ARCHIVE_BYTES:
+                    raise _too_large(url, f"sent more than {MAX_ARCHIVE_BYTES:,} bytes")
+                out.write(block)
                 bar.update(len(block))
         if total is not None and received != total:
             raise ConnectionError(f"connection closed after {received} of {total} bytes")
