@@ -64,7 +64,7 @@ def _same(a, b) -> bool:
     return type(a) is type(b) and (a == b or nan)
 
 
-def _unambiguous(value) -> str:
+def unambiguous(value) -> str:
     """`value` written so that YAML 1.1 and 1.2 read it alike."""
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
@@ -122,7 +122,7 @@ class _StrictLoader(yaml.SafeLoader):
             refuse(f"{node.value!r} is a YAML 1.1 {node.tag.rsplit(':', 1)[-1]}, which params do not use; quote it")
         old, new = self.yaml_constructors[node.tag](self, node), _yaml12(node.value)
         if not _same(old, new):
-            written = dict.fromkeys((_unambiguous(new), _unambiguous(old)))
+            written = dict.fromkeys((unambiguous(new), unambiguous(old)))
             refuse(f"{node.value} reads as {old!r} in YAML 1.1 (PyYAML) but as {new!r} in YAML 1.2 (DVC): write "
                    f"{' or '.join(written)}, whichever is meant")
 

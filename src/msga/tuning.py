@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from msga.config import ParamsError, load_params, lr_sources, merge, validate_params
+from msga.config import ParamsError, load_params, lr_sources, merge, unambiguous, validate_params
 from msga.io import write_text_atomic
 
 
@@ -67,10 +67,6 @@ def apply(params_path: str | Path, best: dict[str, float]) -> list[str]:
 
 
 def _yaml11_float(representer, value: float):
-    """A float that YAML 1.1 readers (PyYAML, Snakemake) read as a float: 1e-06 would be text to
-    them; 1.0e-06 is a number."""
-    text = repr(value)
-    mantissa, e, exponent = text.partition("e")
-    if e and "." not in mantissa:
-        text = f"{mantissa}.0e{exponent}"
-    return representer.represent_scalar("tag:yaml.org,2002:float", text)
+    """A float that YAML 1.1 readers (PyYAML, Snakemake) and 1.2 readers (DVC) read alike: 1e-06 would
+    be text to the first; 1.0e-06 is a number to both."""
+    return representer.represent_scalar("tag:yaml.org,2002:float", unambiguous(value))
