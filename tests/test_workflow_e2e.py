@@ -9,6 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -52,6 +53,11 @@ def test_snakemake_renders_the_report_with_table1_and_figures(demo_repo):
     config = json.loads((folder / "config.json").read_text())
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["config"] == config and config["model"]["heads"] == 1  # the job trained what the DAG resolved
+    # the demo's two Table 1 seeds put its claims through the paired tests, and the report shows their verdicts
+    claims = pd.read_csv(demo_repo / "reports" / "claims.csv")
+    table1 = claims[claims["label"].str.startswith(("Table 1 order (", "Ours best ("))]
+    assert len(table1) == 8 and table1["verdict"].isin(["held", "not held", "within noise"]).all(), table1
+    assert (table1["n_seeds"] == 2).all() and table1["ci_low"].notna().all()
 
 
 def test_every_demo_run_learns_well_above_chance_with_a_rising_curve(demo_repo):
