@@ -92,7 +92,8 @@ def cmd_runs(args) -> None:
     for run in grid.runs:
         print(f"{run.id:<{width}}  {', '.join(serves[run.id])}")
     shared = grid.shared()
-    print(f"{len(grid.runs)} distinct runs; {len(shared)} of them serve more than one experiment "
+    serve = "serves" if len(shared) == 1 else "serve"
+    print(f"{len(grid.runs)} distinct runs; {len(shared)} of them {serve} more than one experiment "
           f"({sum(len(e) for e in serves.values())} experiment slots in all)")
 
 
