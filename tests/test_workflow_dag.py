@@ -3,12 +3,15 @@ reach the plan, and the DVC stages list the code their rules hash."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import yaml
 
 from msga import codedeps
 from msga.config import build_grid, load_params
 from tests.conftest import REPO
-from tests.workflow_helpers import copy_repo, job_counts, snakemake
+from tests.workflow_helpers import copy_repo, job_counts, run_dir, snakemake, two_run_params, write_outputs
 
 DATA_STEPS = ("expected_md5", "download", "verify", "extract", "pack")
 
@@ -122,3 +125,60 @@ def test_the_dvc_plots_name_the_columns_the_aggregation_writes():
     plots = {next(iter(p)): p[next(iter(p))] for p in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]}
     for exp, sweep in SWEEPS.items():
         assert plots[f"reports/plots/{exp}.csv"]["x"] == sweep.x, exp
+
+
+# ---------------------------------------------------------------- jobs whose outputs exist, run all the same
+
+
+@pytest.fixture()
+def finished(tmp_path) -> Path:
+    """A two-run grid whose every job is done as far as the DAG can tell: each output a dry run
+    plans is there (but the temporary ones, which a finished DAG has removed)."""
+    repo = copy_repo(tmp_path, two_run_params(epochs=1))
+    write_outputs(repo, *(rule for rule in ALL_RULES if rule not in ("verify", "extract")))
+    assert "Nothing to be done" in snakemake("-n", "--cores", "1", cwd=repo).stdout
+    return repo
+
+
+ALL_RULES = ("synthesize", "verify", "extract", "pack", "grid", "run_config", "train", "aggregate", "report")
+
+
+def _plan(repo: Path, *args: str) -> tuple[dict[str, int], str]:
+    out = snakemake("-n", "--cores", "1", *args, cwd=repo).stdout
+    return {rule: n for rule, n in job_counts(out).items() if rule != "total"}, out
+
+
+def test_a_forced_run_is_planned_with_its_real_inputs_made_first(finished):
+    folder = run_dir(finished, "msga/base/seed0").relative_to(finished)
+    packed = next((finished / "data" / "packed").glob("*.pt"))
+    packed.unlink()  # the forced job needs its data: the plan makes it again
+    counts, out = _plan(finished, "-f", f"{folder}/metrics.json")
+    assert counts == {"verify": 1, "extract": 1, "pack": 1, "train": 1}, counts  # not the other run
+    assert f"msga train --config {folder}/config.json --data data/packed/{packed.name} --out {folder}" in out
+
+
+def test_forcerun_train_plans_every_run_and_what_depends_on_them(finished):
+    counts, out = _plan(finished, "--forcerun", "train")
+    assert counts == {"train": 2, "aggregate": 1, "report": 1, "all": 1}, counts  # as Snakemake does in any DAG
+    assert out.count("msga train --config ") == 2
+
+
+def test_a_forced_report_is_planned_alone_with_its_command(finished):
+    counts, out = _plan(finished, "-f", "reports/replication.html")
+    assert counts == {"report": 1}, counts
+    assert "msga report --reports reports --notebook workflow/notebooks/replication.ipynb --stamp " in out
+
+
+def test_a_run_killed_before_snakemake_recorded_it_reruns_with_the_plain_command(finished):
+    """Snakemake marks a job's outputs incomplete when it starts the job and clears the marks once it
+    has recorded the job as done; a kill in between leaves complete-looking outputs marked. The
+    profile's rerun-incomplete makes the plain command run that job again."""
+    from snakemake.persistence.file import FilePersistence
+
+    folder = run_dir(finished, "msga/base/seed0").relative_to(finished)
+    marks = FilePersistence(path=finished / ".snakemake")
+    for name in ("metrics.json", "history.jsonl", "predictions.npz"):
+        marks._mark_incomplete(f"{folder}/{name}", None)
+    counts, out = _plan(finished, f"{folder}/metrics.json")
+    assert counts == {"train": 1}, counts
+    assert f"msga train --config {folder}/config.json --data data/packed/" in out

@@ -1,5 +1,6 @@
 # Helpers of the DAG: params validated once, the grid resolved once, content keys, input functions.
 import json
+import os
 import sys
 from functools import cache
 from pathlib import Path
@@ -54,7 +55,10 @@ wildcard_constraints:
 # has neither right): each output's path names what it was made from, a run's folder the key of
 # its configuration and code (msga.runs), the data its id, the aggregation and the report a stamp
 # of their inputs' keys and their code. Done means the path for the current content exists. A job
-# asks for its inputs only when it must run, so no file time of an input ever triggers one.
+# asks for its inputs only when it must run, so no file time of an input ever triggers one. A job
+# whose outputs all exist runs all the same when it is forced or was left incomplete (must_run):
+# then it asks for its real inputs, which are made first if they are not there. Shell commands
+# take their paths from params, never from `input`, which is empty for a job that need not run.
 
 
 def code(files):
@@ -67,6 +71,34 @@ def content_key(*parts) -> str:
 
 def missing(*paths) -> bool:
     return not all(Path(p).exists() for p in paths)
+
+
+def _same_path(a: str, b: str) -> bool:
+    return os.path.normpath(os.path.relpath(a)) == os.path.normpath(os.path.relpath(b))
+
+
+def forced(rule: str, outputs) -> bool:
+    """Whether this run of Snakemake may force the job of `rule` that makes `outputs`, or one it
+    depends on. --force forces only the targets: this job if it is one. --forceall and --forcerun
+    force jobs anywhere in the DAG and then what depends on them, so Snakemake must see the whole
+    DAG: every job asks for its inputs, and Snakemake reruns the forced jobs and those downstream."""
+    settings = workflow.dag_settings
+    if settings.forceall or settings.forcerun:
+        return True
+    targets = set(settings.targets) if settings.forcetargets else set()
+    return rule in targets or any(_same_path(t, o) for t in targets for o in outputs)
+
+
+def incomplete(outputs) -> bool:
+    """Whether Snakemake marked any of `outputs` incomplete: its job was killed after writing them
+    and before Snakemake recorded it as done. The profile's rerun-incomplete runs such a job again."""
+    marked = getattr(workflow.persistence, "_filter_incomplete_keys", None)  # every persistence backend's query
+    return True if marked is None else bool(marked([str(o) for o in outputs]))  # unknown: ask for the inputs
+
+
+def must_run(rule: str, outputs) -> bool:
+    """Whether the job of `rule` that makes `outputs` runs in this invocation of Snakemake."""
+    return missing(*outputs) or forced(rule, outputs) or incomplete(outputs)
 
 
 # Params that are text go through functions: Snakemake would read {...} in a plain string as a
@@ -122,16 +154,20 @@ def run_config_json(wildcards) -> str:
     return json.dumps(config_, indent=1, sort_keys=True) + "\n"
 
 
+def run_folder(wildcards) -> str:
+    return _run(wildcards).folder(wildcards.key)
+
+
+def run_config_file(wildcards) -> str:
+    return f"{run_folder(wildcards)}/config.json"
+
+
 def train_inputs(wildcards) -> dict:
-    """The run's configuration and the data, when the run must train (its folder is incomplete)."""
-    folder = Run(wildcards.model, wildcards.variant, int(wildcards.seed)).folder(wildcards.key)
-    if not missing(*(f"{folder}/{name}" for name in ("metrics.json", "history.jsonl", "predictions.npz"))):
+    """The run's configuration and the data, when the run must train."""
+    folder = run_folder(wildcards)
+    if not must_run("train", [f"{folder}/{name}" for name in ("metrics.json", "history.jsonl", "predictions.npz")]):
         return {}
-    return {"config": f"{folder}/config.json", "data": PACKED}
-
-
-def run_folder(wildcards, output) -> str:
-    return str(Path(output.metrics).parent)
+    return {"config": run_config_file(wildcards), "data": PACKED}
 
 
 def warn_without_gpu() -> None:
@@ -167,13 +203,13 @@ def grid_json(wildcards) -> str:
 
 
 def aggregate_inputs(wildcards) -> dict:
-    if not missing(*AGGREGATES, AGGREGATE_STAMP):
+    if not must_run("aggregate", [*AGGREGATES, AGGREGATE_STAMP]):
         return {}
     return {"grid": GRID_FILE, "metrics": run_outputs("metrics.json"), "histories": run_outputs("history.jsonl"),
             "paper": PAPER}
 
 
 def report_inputs(wildcards) -> dict:
-    if not missing(*REPORT, REPORT_STAMP):
+    if not must_run("report", [*REPORT, REPORT_STAMP]):
         return {}
     return {"aggregates": [*AGGREGATES, AGGREGATE_STAMP], "notebook": NOTEBOOK}

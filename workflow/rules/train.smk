@@ -23,6 +23,8 @@ rule train:
         history=f"{PATTERN}/history.jsonl",
         predictions=f"{PATTERN}/predictions.npz",
     params:
+        config=run_config_file,
+        data=PACKED,
         out=run_folder,
     threads: 1
     resources:
@@ -34,7 +36,7 @@ rule train:
     benchmark:
         "logs/benchmarks/train/{model}/{variant}/seed{seed}/{key}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} msga train --config {input.config:q} --data {input.data:q}"
+        "OMP_NUM_THREADS={threads} msga train --config {params.config:q} --data {params.data:q}"
         " --out {params.out:q} > {log:q} 2>&1"
 
 
