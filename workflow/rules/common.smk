@@ -171,14 +171,15 @@ def train_inputs(wildcards) -> dict:
 
 
 def warn_without_gpu() -> None:
-    """Before training starts on a machine without a GPU: the estimated time, and the demo instead."""
+    """Before training starts on a machine without a GPU: the estimated time, and the demo instead.
+    Not when the jobs go to a cluster (--executor slurm): they train on its GPU nodes."""
     pending = {Run(job.wildcards.model, job.wildcards.variant, int(job.wildcards.seed)).id
                for job in workflow.dag.needrun_jobs() if job.rule.name == "train"}
     configs = [GRID.configs[run] for run in sorted(pending) if run in GRID.configs]
     if configs and workflow.is_main_process:
         from msga.forecast import no_gpu_warning
 
-        warning = no_gpu_warning(configs, PARAMS)
+        warning = no_gpu_warning(configs, PARAMS, local=workflow.local_exec)
         if warning:
             print(warning, file=sys.stderr)
 
