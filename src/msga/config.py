@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import jsonschema
 import yaml
 
 from msga.experiments import MODEL_SETS, SWEEPS, TUNE
+from msga.keys import run_key
 from msga.recipe import scaled_lr
 from msga.runs import BASE_VARIANT, Run, variant_name
 
@@ -288,26 +288,18 @@ def dataset(params: dict) -> dict:
     generator code) and the code that turns it into tensors. Its id names the packed data, so
     different data, the demo's and the real, never share a file; `archive` names the archive, which
     the code does not change."""
-    from msga.codedeps import DATA_PIPELINE, SYNTHESIZE, code_hash
+    from msga.codedeps import code_hash, data_pipeline_files, step_files
 
-    data, pipeline = params["data"], code_hash(DATA_PIPELINE)[:8]
+    data, pipeline = params["data"], code_hash(data_pipeline_files())[:8]
     if data["source"] == "synthetic":
         s = data["synthetic"]
-        generator = code_hash(SYNTHESIZE)
+        generator = code_hash(step_files("synthesize"))
         archive = f"synthetic-{s['train_per_class']}x{s['test_per_class']}-seed{s['seed']}-{generator[:8]}"
         return {"id": f"{archive}-{pipeline}", "archive": archive, "source": "synthetic", **s,
                 "generator": generator, "pipeline": pipeline}
     archive = f"cifar100-{data['md5'][:12]}"
     return {"id": f"{archive}-{pipeline}", "archive": archive, "source": "cifar100", "md5": data["md5"],
             "pipeline": pipeline}
-
-
-def run_key(config: dict) -> str:
-    """What a run trained, by content: its configuration and the code it runs (the training loop
-    and its model's own files). Names its folder: another key is another training."""
-    from msga.codedeps import code_hash, run_files
-
-    return config_hash([config, code_hash(run_files(config["model"]["name"]))])[:12]
 
 
 def resolve_run(params: dict, run: Run | str, overrides: dict[str, Any] | None = None) -> dict:
@@ -355,10 +347,6 @@ def _with_overrides(params: dict, model: str, overrides: dict[str, Any]) -> dict
             node = params["noise"]
         node[leaf] = value
     return validate_params(params, source=f"params with the overrides of a run of {model}: {overrides}")
-
-
-def config_hash(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def config_differences(recorded: dict, current: dict, prefix: str = "") -> list[str]:

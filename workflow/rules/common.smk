@@ -8,12 +8,11 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from msga import codedeps, folderlock, interrupt, outputs
-from msga.config import (build_grid, config_hash, dataset, merge, merge_files, resolve_run, run_key, typed,
-                         validate_params)
-from msga.experiments import VARIANT_KEYS
+from msga.config import build_grid, dataset, merge, merge_files, resolve_run, typed, validate_params
 from msga.io import write_text_atomic
+from msga.keys import config_hash, run_key
 from msga.models import list_models
-from msga.runs import PATTERN, Run
+from msga.runs import PATTERN, VARIANT_KEYS, Run
 
 # One Snakemake at a time in this folder (msga.folderlock): a second one is refused, naming the
 # running one, before Snakemake does anything; a lock a dead Snakemake left is cleared. Jobs that
@@ -191,9 +190,10 @@ GRID_KEY = content_key(GRID.to_json())
 GRID_FILE = f"results/grids/{GRID_KEY}.json"
 PAPER = "workflow/resources/paper_table1.csv"
 NOTEBOOK = "workflow/notebooks/replication.ipynb"
-AGGREGATE_KEY = content_key(GRID_KEY, sorted(RUN_KEYS.items()), code(codedeps.AGGREGATE), Path(PAPER).read_text())
+AGGREGATE_KEY = content_key(GRID_KEY, sorted(RUN_KEYS.items()), code(codedeps.step_files("aggregate")),
+                            Path(PAPER).read_text())
 AGGREGATE_STAMP = f"{outputs.STAMPS}/aggregate/{AGGREGATE_KEY}"
-REPORT_KEY = content_key(AGGREGATE_KEY, code(codedeps.REPORT), Path(NOTEBOOK).read_text())
+REPORT_KEY = content_key(AGGREGATE_KEY, code(codedeps.step_files("report")), Path(NOTEBOOK).read_text())
 REPORT_STAMP = f"{outputs.STAMPS}/report/{REPORT_KEY}"
 AGGREGATES = outputs.aggregate_outputs()
 REPORT = ["reports/replication.ipynb", "reports/replication.html"]
