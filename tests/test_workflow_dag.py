@@ -145,6 +145,7 @@ def test_a_forced_run_is_planned_with_its_real_inputs_made_first(finished):
     counts, out = _plan(finished, "-f", f"{folder}/metrics.json")
     assert counts == {"verify": 1, "extract": 1, "pack": 1, "train": 1}, counts  # not the other run
     assert f"msga train --config {folder}/config.json --data data/packed/{packed.name} --out {folder}" in out
+    assert f"> logs/train/msga/base/seed0/{folder.name}.log" in out  # the log beside the run's id and key
 
 
 def test_forcerun_train_plans_every_run_and_what_depends_on_them(finished):

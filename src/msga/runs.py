@@ -29,7 +29,8 @@ VARIANT_KEYS = {
 }
 RUNS_ROOT = "results/runs"
 BASE_VARIANT = "base"  # the run at the configuration params.yaml gives, no sweep override
-PATTERN = RUNS_ROOT + "/{model}/{variant}/seed{seed}/{key}"  # a run's folder, as Snakemake wildcards
+ID_PATTERN = "{model}/{variant}/seed{seed}"  # a run's id; with these names, Snakemake's wildcards of its paths
+PATTERN = f"{RUNS_ROOT}/{ID_PATTERN}/{{key}}"  # a run's folder, as Snakemake wildcards
 PROGRESS = "progress.json"  # in a run's folder: written by its training job after every epoch
 _ID = re.compile(r"^(?P<model>[A-Za-z0-9_]+)/(?P<variant>[^/\s]+)/seed(?P<seed>[0-9]+)$")
 
@@ -46,7 +47,7 @@ class Run:
 
     @property
     def id(self) -> str:
-        return f"{self.model}/{self.variant}/seed{self.seed}"
+        return ID_PATTERN.format(model=self.model, variant=self.variant, seed=self.seed)
 
     def folder(self, key: str, root: str = RUNS_ROOT) -> str:
         """The folder of this run trained with the configuration and code that `key` names."""

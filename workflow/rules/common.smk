@@ -12,7 +12,7 @@ from msga.config import build_grid, dataset, merge, merge_files, resolve_run, ty
 from msga.io import write_text_atomic
 from msga.keys import config_hash, run_key
 from msga.models import list_models
-from msga.runs import PATTERN, VARIANT_KEYS, Run
+from msga.runs import ID_PATTERN, PATTERN, RUNS_ROOT, VARIANT_KEYS, Run
 
 # One Snakemake at a time in this folder (msga.folderlock): a second one is refused, naming the
 # running one, before Snakemake does anything; a lock a dead Snakemake left is cleared. Jobs that

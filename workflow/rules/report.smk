@@ -22,13 +22,14 @@ rule aggregate:
         stamp=AGGREGATE_STAMP,
     params:
         grid=GRID_FILE,
+        runs=RUNS_ROOT,
         paper=PAPER,
     conda:
         "../envs/msga.yaml"
     log:
         "logs/report/aggregate.log",
     shell:
-        "msga aggregate --grid {params.grid:q} --runs results/runs --out reports --paper {params.paper:q}"
+        "msga aggregate --grid {params.grid:q} --runs {params.runs:q} --out reports --paper {params.paper:q}"
         " --stamp {output.stamp:q} > {log:q} 2>&1"
 
 
