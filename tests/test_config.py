@@ -247,3 +247,31 @@ def test_a_complete_params_file_starts_afresh_and_a_partial_one_merges(tmp_path)
     assert merged["train"]["epochs"] == 2 and "resnet18" in merged["train"]["per_model"]
     replaced = merge_files([REPO / "params.yaml", REPO / "workflow" / "demo.yaml"])
     assert replaced == yaml.safe_load((REPO / "workflow" / "demo.yaml").read_text())
+
+
+@pytest.mark.parametrize("entries,expected", [
+    (['data={tarball: "2024"}'], {"data": {"tarball": "2024"}}),  # quoted: text, as written
+    (["train={epochs: 2, lr: 1.0e-3}"], {"train": {"epochs": 2, "lr": 1.0e-3}}),
+    (["train={epochs: 2}", "train={lr: 0.5}", "noise={test_sigma: '0.1'}"],
+     {"train": {"epochs": 2, "lr": 0.5}, "noise": {"test_sigma": "0.1"}}),
+    (["data="], {"data": None}),
+    ([], {}),
+    (None, {}),
+])
+def test_config_arguments_are_read_as_the_user_wrote_them(entries, expected):
+    from msga.config import parse_config_args
+
+    assert parse_config_args(entries) == expected
+
+
+@pytest.mark.parametrize("entry,words", [
+    ("train={epochs: 2", "not valid YAML"),
+    ("train={epochs: 2, epochs: 3}", "found the key 'epochs' twice"),
+    ("epochs", "expected KEY=VALUE"),
+])
+def test_bad_config_arguments_are_refused_naming_them(entry, words):
+    from msga.config import parse_config_args
+
+    with pytest.raises(ParamsError) as exc:
+        parse_config_args([entry])
+    assert words in str(exc.value) and entry in str(exc.value)

@@ -68,6 +68,13 @@ def test_config_overrides_are_typed_and_validated(tmp_path):
     assert bad.returncode != 0 and "train.epochs: 2.5 is not of type 'integer'" in bad.stdout + bad.stderr
 
 
+def test_a_quoted_config_override_stays_text(tmp_path):
+    repo = copy_repo(tmp_path)
+    (repo / "2024").write_bytes(b"")  # a local tarball named like a number
+    out = snakemake("-n", "--cores", "1", "--config", 'data={tarball: "2024"}', cwd=repo).stdout
+    assert job_counts(out)["import_tarball"] == 1 and "msga download --source 2024 " in out
+
+
 def _stage_deps(stage: str) -> set[str]:
     deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]
     return {d if isinstance(d, str) else next(iter(d)) for d in deps}

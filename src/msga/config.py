@@ -89,19 +89,22 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
-def typed(value):
-    """Text values given their YAML types again, recursively: Snakemake reads the nested values of
-    `--config key={...}` as text ('train={epochs: 2}' gives epochs '2')."""
-    if isinstance(value, dict):
-        return {k: typed(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [typed(v) for v in value]
-    if isinstance(value, str):
+def parse_config_args(entries: list[str] | None) -> dict:
+    """`snakemake --config KEY=VALUE ...` as the user wrote it: each VALUE read as YAML, strictly,
+    so a quoted value stays text ('data={tarball: "2024"}' gives the text 2024) and 2 is a number.
+    Snakemake's own reading gives every nested value as text, its quotes gone, so the type the
+    user chose cannot be told from it. Later entries win key by key, as in Snakemake."""
+    out: dict = {}
+    for entry in entries or []:
+        key, sep, text = entry.partition("=")
+        if not sep or not key:
+            raise ParamsError(f"--config {entry!r}: expected KEY=VALUE, e.g. 'train={{epochs: 2}}'")
         try:
-            return yaml.load(value, Loader=_StrictLoader)  # noqa: S506 (a safe loader)
-        except yaml.YAMLError:
-            return value
-    return value
+            value = yaml.load(text, Loader=_StrictLoader) if text else None  # noqa: S506 (a safe loader)
+        except yaml.YAMLError as err:
+            raise ParamsError(f"--config {entry!r}: its value is not valid YAML: {err}") from None
+        out = merge(out, {key: value})
+    return out
 
 
 SECTIONS = ("data", "models", "train", "noise", "experiments")  # what a complete params file holds

@@ -8,7 +8,8 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from msga import codedeps, folderlock, interrupt, outputs
-from msga.config import build_grid, dataset, merge, merge_files, resolve_run, typed, validate_params
+from msga.config import (build_grid, dataset, merge, merge_files, parse_config_args, resolve_run,
+                         validate_params)
 from msga.io import write_text_atomic
 from msga.keys import config_hash, run_key
 from msga.models import list_models
@@ -34,7 +35,7 @@ if workflow.is_main_process:
 # recipe, an experiment). merge_files lets a complete file start afresh.
 _CLI_FILES = [str(f) for f in workflow.overwrite_configfiles]  # --configfile, in order; they come last
 _FILES = [str(f) for f in workflow.configfiles if str(f) not in _CLI_FILES] + _CLI_FILES
-_CLI_CONFIG = typed(dict(workflow.config_settings.config))  # --config, whose nested values Snakemake leaves as text
+_CLI_CONFIG = parse_config_args(workflow.config_settings.config_args)  # --config, read as written
 # The one validation (schema with its defaults, then the cross-field rules) and the one resolution
 # of every run. Everything below, and every job, derives from these.
 PARAMS = validate_params(merge(merge_files(_FILES), _CLI_CONFIG),
