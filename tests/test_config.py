@@ -275,3 +275,18 @@ def test_bad_config_arguments_are_refused_naming_them(entry, words):
     with pytest.raises(ParamsError) as exc:
         parse_config_args([entry])
     assert words in str(exc.value) and entry in str(exc.value)
+
+
+def test_msga_runs_lists_each_distinct_run_once_with_every_experiment_it_serves(capsys):
+    grid = build_grid(load_params(REPO / "params.yaml"))
+    assert main(["runs", "--params", str(REPO / "params.yaml")]) == 0
+    *lines, summary = capsys.readouterr().out.splitlines()
+    listed = dict(line.split(None, 1) for line in lines)
+    assert list(listed) == [run.id for run in grid.runs] and len(lines) == len(grid.runs)
+    serves = {run.id: [e for e, runs in grid.experiments.items() if run in runs] for run in grid.runs}
+    assert {run: exps.split(", ") for run, exps in listed.items()} == serves
+    shared = grid.shared()
+    assert "table1" in shared["msga/base/seed0"] and len(shared["msga/base/seed0"]) > 1  # one job, several uses
+    slots = sum(len(runs) for runs in grid.experiments.values())
+    assert summary == (f"{len(grid.runs)} distinct runs; {len(shared)} of them serve more than one experiment "
+                       f"({slots} experiment slots in all)")
