@@ -47,6 +47,7 @@ def test_missing_or_malformed_flags_are_usage_errors(argv, words, capsys):
     (["resolve", "--params", DEMO, "--run", "msga/epochs=3/seed0"], "KEY=VALUE with KEY one of heads"),
     (["resolve", "--params", DEMO, "--run", "msga/base"], "not a run id"),
     (["train", "--config", "no-such-config.json", "--data", "d.pt", "--out", "run"], "no-such-config.json does not exist"),
+    (["train", "--config", CONFIG, "--data", "no-data.pt", "--out", "run"], "packed data no-data.pt does not exist"),
     (["validate", "--params", "no-such-params.yaml"], "no-such-params.yaml"),
 ])
 def test_conflicting_or_invalid_values_are_usage_errors(argv, words, tmp_path, monkeypatch, capsys):
@@ -70,7 +71,7 @@ def blocker(tmp_path):
     lambda out: ["download", "--source", "a.tar.gz", "--md5", "0" * 32, "--out", f"{out}/a.tar.gz"],
     lambda out: ["pack", "--root", ".", "--verified", VERIFIED, "--dataset", "d", "--out", f"{out}/cifar100.pt"],
     lambda out: ["resolve", "--params", DEMO, "--run", "msga/base/seed0", "--out", f"{out}/config.json"],
-    lambda out: ["train", "--config", CONFIG, "--out", out, "--data", "none.pt"],
+    lambda out: ["train", "--config", CONFIG, "--out", out, "--data", CONFIG],  # a file: refused before it is read
     lambda out: ["aggregate", "--params", DEMO, "--out", out],
     lambda out: ["report", "--reports", out],
     lambda out: ["bench", "--params", DEMO, "--json", f"{out}/bench.json"],

@@ -379,13 +379,13 @@ def test_both_yaml_versions_read_the_shipped_params_alike():
     ("{<<: {epochs: 3}}", ["merge keys are not allowed"]),
 ])
 def test_config_overrides_are_read_as_strictly_as_files(text, words):
-    from msga.config import typed
+    from msga.config import parse_config_args
 
     with pytest.raises(ParamsError) as exc:
-        typed({"train": text})
+        parse_config_args([f"train={text}"])
     for word in words:
         assert word in str(exc.value), (word, str(exc.value))
-    assert typed({"train": "{epochs: 2}", "data": {"url": "https://x/a.tar.gz?b=1"}}) == {
+    assert parse_config_args(["train={epochs: 2}", "data={url: 'https://x/a.tar.gz?b=1'}"]) == {
         "train": {"epochs": 2}, "data": {"url": "https://x/a.tar.gz?b=1"}}
 
 
@@ -419,3 +419,46 @@ def test_a_complete_params_file_starts_afresh_and_a_partial_one_merges(tmp_path)
     assert merged["train"]["epochs"] == 2 and "resnet18" in merged["train"]["per_model"]
     replaced = merge_files([REPO / "params.yaml", REPO / "workflow" / "demo.yaml"])
     assert replaced == yaml.safe_load((REPO / "workflow" / "demo.yaml").read_text())
+
+
+@pytest.mark.parametrize("entries,expected", [
+    (['data={tarball: "2024"}'], {"data": {"tarball": "2024"}}),  # quoted: text, as written
+    (["train={epochs: 2, lr: 1.0e-3}"], {"train": {"epochs": 2, "lr": 1.0e-3}}),
+    (["train={epochs: 2}", "train={lr: 0.5}", "noise={test_sigma: '0.1'}"],
+     {"train": {"epochs": 2, "lr": 0.5}, "noise": {"test_sigma": "0.1"}}),
+    (["data="], {"data": None}),
+    ([], {}),
+    (None, {}),
+])
+def test_config_arguments_are_read_as_the_user_wrote_them(entries, expected):
+    from msga.config import parse_config_args
+
+    assert parse_config_args(entries) == expected
+
+
+@pytest.mark.parametrize("entry,words", [
+    ("train={epochs: 2", "not valid YAML"),
+    ("train={epochs: 2, epochs: 3}", "found the key 'epochs' twice"),
+    ("epochs", "expected KEY=VALUE"),
+])
+def test_bad_config_arguments_are_refused_naming_them(entry, words):
+    from msga.config import parse_config_args
+
+    with pytest.raises(ParamsError) as exc:
+        parse_config_args([entry])
+    assert words in str(exc.value) and entry in str(exc.value)
+
+
+def test_msga_runs_lists_each_distinct_run_once_with_every_experiment_it_serves(capsys):
+    grid = build_grid(load_params(REPO / "params.yaml"))
+    assert main(["runs", "--params", str(REPO / "params.yaml")]) == 0
+    *lines, summary = capsys.readouterr().out.splitlines()
+    listed = dict(line.split(None, 1) for line in lines)
+    assert list(listed) == [run.id for run in grid.runs] and len(lines) == len(grid.runs)
+    serves = {run.id: [e for e, runs in grid.experiments.items() if run in runs] for run in grid.runs}
+    assert {run: exps.split(", ") for run, exps in listed.items()} == serves
+    shared = grid.shared()
+    assert "table1" in shared["msga/base/seed0"] and len(shared["msga/base/seed0"]) > 1  # one job, several uses
+    slots = sum(len(runs) for runs in grid.experiments.values())
+    assert summary == (f"{len(grid.runs)} distinct runs; {len(shared)} of them serve more than one experiment "
+                       f"({slots} experiment slots in all)")

@@ -3,6 +3,8 @@ computed as scikit-learn would on each batch; the finding follows the numbers.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -57,3 +59,20 @@ def test_the_finding_follows_the_numbers(gap, words):
 
 def test_no_predictions_say_so():
     assert "no saved predictions" in consistency.finding(PAPER, pd.DataFrame())
+
+
+def test_our_gaps_read_each_runs_predictions_from_its_folder(tmp_path):
+    """The predictions are found where the run's folder is (msga.runs), under any runs root."""
+    from msga.consistency import our_gaps
+    from msga.runs import Run
+
+    labels = np.repeat(np.arange(4), 5)
+    probs = np.eye(4, dtype=np.float32)[labels]
+    run = Run("msga", "base", 3)
+    folder = Path(run.folder("0123456789ab", str(tmp_path / "elsewhere")))
+    folder.mkdir(parents=True)
+    np.savez_compressed(folder / "predictions.npz", probs=probs, labels=labels)
+    runs = pd.DataFrame([{"experiment": "table1", "model": "msga", "variant": "base", "seed": 3,
+                          "key": "0123456789ab"}])
+    gaps = our_gaps(runs, tmp_path / "elsewhere")
+    assert list(gaps["model"]) == ["msga"] and float(gaps["acc_minus_recall"].iloc[0]) == 0.0

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import msga.train
-from msga.config import config_hash
+from msga.keys import config_hash
 from msga.runfiles import DAMAGED, FINISHED, MISSING, read_run
 from msga.runs import Run
 from msga.data.archive import md5sum

@@ -3,6 +3,7 @@ the demo, not with a GPU."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from msga import forecast
@@ -42,3 +43,16 @@ def test_no_warning_for_the_demo_or_with_a_gpu(monkeypatch):
     assert forecast.no_gpu_warning(*_configs("workflow/demo.yaml")) is None  # minutes, not hours
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert forecast.no_gpu_warning(*_configs("params.yaml", "table1")) is None
+
+
+def test_no_warning_and_no_measurement_when_the_jobs_go_to_a_cluster(monkeypatch):
+    """With a cluster's executor (workflow.local_exec is False) the jobs train on its GPU nodes: a
+    login node without a GPU says nothing about them, and no model is built to measure it."""
+    def measured(*args):
+        raise AssertionError("measured the speed of a machine the jobs do not run on")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(forecast, "cpu_training_seconds", measured)
+    assert forecast.no_gpu_warning(*_configs("params.yaml", "table1"), local=False) is None
+    with pytest.raises(AssertionError, match="measured the speed"):
+        forecast.no_gpu_warning(*_configs("params.yaml", "table1"))  # locally, the same runs are measured

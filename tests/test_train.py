@@ -182,7 +182,7 @@ def test_a_run_refuses_data_other_than_its_configuration_names(tmp_path, demo_pa
 
 
 def test_a_checkpoint_made_on_other_data_is_not_resumed(tmp_path, demo_params, packed, caplog):
-    from msga.config import config_hash
+    from msga.keys import config_hash
     from msga.train import load_checkpoint, save_checkpoint
 
     config = run_config(demo_params, "msga", {"train.epochs": 1})

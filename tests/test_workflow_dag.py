@@ -3,12 +3,15 @@ reach the plan, and the DVC stages list the code their rules hash."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import yaml
 
 from msga import codedeps
 from msga.config import build_grid, load_params
 from tests.conftest import REPO
-from tests.workflow_helpers import copy_repo, job_counts, snakemake
+from tests.workflow_helpers import copy_repo, job_counts, run_dir, snakemake, two_run_params, write_outputs
 
 DATA_STEPS = ("expected_md5", "download", "verify", "extract", "pack")
 
@@ -65,29 +68,26 @@ def test_config_overrides_are_typed_and_validated(tmp_path):
     assert bad.returncode != 0 and "train.epochs: 2.5 is not of type 'integer'" in bad.stdout + bad.stderr
 
 
+def test_a_quoted_config_override_stays_text(tmp_path):
+    repo = copy_repo(tmp_path)
+    (repo / "2024").write_bytes(b"")  # a local tarball named like a number
+    out = snakemake("-n", "--cores", "1", "--config", 'data={tarball: "2024"}', cwd=repo).stdout
+    assert job_counts(out)["import_tarball"] == 1 and "msga download --source 2024 " in out
+
+
 def _stage_deps(stage: str) -> set[str]:
     deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]
     return {d if isinstance(d, str) else next(iter(d)) for d in deps}
 
 
-def _covered(files: tuple[str, ...], deps: set[str]) -> list[str]:
-    """The files (under src/msga/) that no dep (a file or a folder) of a stage covers."""
-    return [f for f in files if not any(f"src/msga/{f}" == d or f"src/msga/{f}".startswith(d + "/") for d in deps)]
-
-
-def test_each_dvc_stage_lists_the_code_its_rules_hash():
+def test_each_dvc_stage_lists_exactly_the_code_its_rules_hash():
     """Snakemake reruns a step when a file its rule hashes changes; DVC reruns the stage that runs
-    the step only if the file is one of its deps. The two lists must agree."""
-    from msga.models import list_models
-
-    stages = {
-        "data": (*codedeps.SYNTHESIZE, *codedeps.VERIFY, *codedeps.EXTRACT, *codedeps.PACK),
-        "train": tuple(f for model in list_models() for f in codedeps.run_files(model)),
-        "aggregate": codedeps.AGGREGATE,
-        "report": codedeps.REPORT,
-    }
-    for stage, files in stages.items():
-        assert _covered(files, _stage_deps(stage)) == [], stage
+    the step only if the file is one of its deps, and a dep the rules do not hash reruns it for
+    nothing. The two lists must be equal, file by file."""
+    for stage in codedeps.DVC_STAGES:
+        listed = {d.removeprefix("src/msga/") for d in _stage_deps(stage) if d.startswith("src/msga")}
+        computed = set(codedeps.dvc_stage_files(stage))
+        assert listed == computed, f"{stage}: missing {sorted(computed - listed)}, extra {sorted(listed - computed)}"
 
 
 def test_a_url_with_shell_syntax_reaches_the_download_intact_and_runs_nothing(tmp_path):
@@ -122,3 +122,61 @@ def test_the_dvc_plots_name_the_columns_the_aggregation_writes():
     plots = {next(iter(p)): p[next(iter(p))] for p in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]}
     for exp, sweep in SWEEPS.items():
         assert plots[f"reports/plots/{exp}.csv"]["x"] == sweep.x, exp
+
+
+# ---------------------------------------------------------------- jobs whose outputs exist, run all the same
+
+
+@pytest.fixture()
+def finished(tmp_path) -> Path:
+    """A two-run grid whose every job is done as far as the DAG can tell: each output a dry run
+    plans is there (but the temporary ones, which a finished DAG has removed)."""
+    repo = copy_repo(tmp_path, two_run_params(epochs=1))
+    write_outputs(repo, *(rule for rule in ALL_RULES if rule not in ("verify", "extract")))
+    assert "Nothing to be done" in snakemake("-n", "--cores", "1", cwd=repo).stdout
+    return repo
+
+
+ALL_RULES = ("synthesize", "verify", "extract", "pack", "grid", "run_config", "train", "aggregate", "report")
+
+
+def _plan(repo: Path, *args: str) -> tuple[dict[str, int], str]:
+    out = snakemake("-n", "--cores", "1", *args, cwd=repo).stdout
+    return {rule: n for rule, n in job_counts(out).items() if rule != "total"}, out
+
+
+def test_a_forced_run_is_planned_with_its_real_inputs_made_first(finished):
+    folder = run_dir(finished, "msga/base/seed0").relative_to(finished)
+    packed = next((finished / "data" / "packed").glob("*.pt"))
+    packed.unlink()  # the forced job needs its data: the plan makes it again
+    counts, out = _plan(finished, "-f", f"{folder}/metrics.json")
+    assert counts == {"verify": 1, "extract": 1, "pack": 1, "train": 1}, counts  # not the other run
+    assert f"msga train --config {folder}/config.json --data data/packed/{packed.name} --out {folder}" in out
+    assert f"> logs/train/msga/base/seed0/{folder.name}.log" in out  # the log beside the run's id and key
+
+
+def test_forcerun_train_plans_every_run_and_what_depends_on_them(finished):
+    counts, out = _plan(finished, "--forcerun", "train")
+    assert counts == {"train": 2, "aggregate": 1, "report": 1, "all": 1}, counts  # as Snakemake does in any DAG
+    assert out.count("msga train --config ") == 2
+
+
+def test_a_forced_report_is_planned_alone_with_its_command(finished):
+    counts, out = _plan(finished, "-f", "reports/replication.html")
+    assert counts == {"report": 1}, counts
+    assert "msga report --reports reports --notebook workflow/notebooks/replication.ipynb --stamp " in out
+
+
+def test_a_run_killed_before_snakemake_recorded_it_reruns_with_the_plain_command(finished):
+    """Snakemake marks a job's outputs incomplete when it starts the job and clears the marks once it
+    has recorded the job as done; a kill in between leaves complete-looking outputs marked. The
+    profile's rerun-incomplete makes the plain command run that job again."""
+    from snakemake.persistence.file import FilePersistence
+
+    folder = run_dir(finished, "msga/base/seed0").relative_to(finished)
+    marks = FilePersistence(path=finished / ".snakemake")
+    for name in ("metrics.json", "history.jsonl", "predictions.npz"):
+        marks._mark_incomplete(f"{folder}/{name}", None)
+    counts, out = _plan(finished, f"{folder}/metrics.json")
+    assert counts == {"train": 1}, counts
+    assert f"msga train --config {folder}/config.json --data data/packed/" in out

@@ -89,11 +89,11 @@ def test_editing_one_model_file_plans_that_models_runs_only(demo_copy):
 
 
 def test_editing_the_data_code_plans_the_data_steps_again(demo_copy):
-    with open(demo_copy / "src" / "msga" / "data" / "archive.py", "a") as f:
+    with open(demo_copy / "src" / "msga" / "data" / "cifar.py", "a") as f:  # the packing code
         f.write("\n# an edit\n")
     planned = _planned(demo_copy)
     assert planned["verify"] == planned["extract"] == planned["pack"] == 1
-    assert "synthesize" not in planned  # the fixture's generator did not change: its archive stands
+    assert "synthesize" not in planned  # the fixture's generator does not import it: its archive stands
 
 
 def test_the_real_params_after_the_demo_plan_the_real_data_and_every_run(demo_copy):

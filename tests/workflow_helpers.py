@@ -44,6 +44,27 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M)}
 
 
+def planned_outputs(output: str) -> dict[str, list[list[str]]]:
+    """A dry run's jobs: rule -> the outputs of each of its jobs, as `snakemake -n` prints them."""
+    jobs: dict[str, list[list[str]]] = {}
+    for block in re.finditer(r"^(?:local)?rule (\w+):\n((?:    .*\n)*)", output, re.M):
+        files = re.search(r"^    output: (.*)$", block.group(2), re.M)
+        if files:
+            jobs.setdefault(block.group(1), []).append(files.group(1).split(", "))
+    return jobs
+
+
+def write_outputs(repo: Path, *rules: str) -> list[str]:
+    """Every output the plan of `snakemake -n` gives the jobs of `rules`, written as an empty file:
+    as far as the DAG can tell, those jobs are done. Returns the files."""
+    jobs = planned_outputs(snakemake("-n", "--cores", "1", cwd=repo).stdout)
+    files = [f for rule in rules for outputs in jobs.get(rule, []) for f in outputs]
+    for f in files:
+        (repo / f).parent.mkdir(parents=True, exist_ok=True)
+        (repo / f).touch()
+    return files
+
+
 def copy_repo(dest: Path, params: dict | None = None) -> Path:
     """The working tree's tracked and untracked-but-not-ignored files, as a fresh git repo."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,

@@ -207,6 +207,9 @@ def cmd_train(args) -> None:
     for key in ("run", "model", "train", "noise", "data", "seed"):
         if key not in config:
             raise UsageError(f"run configuration {args.config} lacks '{key}': write it with `msga resolve`")
+    if not Path(args.data).is_file():  # before any folder is made or torch loaded
+        raise UsageError(f"packed data {args.data} does not exist; the run trains on it: make it first "
+                         "(`snakemake data`, or `msga pack`)")
     out = _writable_dir(args.out)
     from msga.data.cifar import load_packed
     from msga.train import pick_device, train_run

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import json
 import math
 import re
@@ -22,6 +21,7 @@ import yaml
 
 from msga.data.format import NUM_CLASSES
 from msga.experiments import MODEL_SETS, SWEEPS, TUNE
+from msga.keys import run_key
 from msga.recipe import held_out, scaled_lr
 from msga.runs import BASE_VARIANT, Run, variant_name
 
@@ -168,21 +168,22 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
-def typed(value):
-    """Text values given their YAML types again, recursively: Snakemake reads the nested values of
-    `--config key={...}` as text ('train={epochs: 2}' gives epochs '2')."""
-    if isinstance(value, dict):
-        return {k: typed(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [typed(v) for v in value]
-    if isinstance(value, str):
+def parse_config_args(entries: list[str] | None) -> dict:
+    """`snakemake --config KEY=VALUE ...` as the user wrote it: each VALUE read as YAML, strictly,
+    so a quoted value stays text ('data={tarball: "2024"}' gives the text 2024) and 2 is a number.
+    Snakemake's own reading gives every nested value as text, its quotes gone, so the type the
+    user chose cannot be told from it. Later entries win key by key, as in Snakemake."""
+    out: dict = {}
+    for entry in entries or []:
+        key, sep, text = entry.partition("=")
+        if not sep or not key:
+            raise ParamsError(f"--config {entry!r}: expected KEY=VALUE, e.g. 'train={{epochs: 2}}'")
         try:
-            return yaml.load(value, Loader=_StrictLoader)  # noqa: S506 (a safe loader)
-        except (yaml.composer.ComposerError, yaml.constructor.ConstructorError) as err:  # refused, as in a file
-            raise ParamsError(f"the --config value {value!r}: {err.problem}") from None
-        except yaml.YAMLError:  # not YAML: plain text
-            return value
-    return value
+            value = yaml.load(text, Loader=_StrictLoader) if text else None  # noqa: S506 (a safe loader)
+        except yaml.YAMLError as err:
+            raise ParamsError(f"--config {entry!r}: its value is not valid YAML: {err}") from None
+        out = merge(out, {key: value})
+    return out
 
 
 SECTIONS = ("data", "models", "train", "noise", "experiments")  # what a complete params file holds
@@ -457,26 +458,18 @@ def dataset(params: dict) -> dict:
     generator code) and the code that turns it into tensors. Its id names the packed data, so
     different data, the demo's and the real, never share a file; `archive` names the archive, which
     the code does not change."""
-    from msga.codedeps import DATA_PIPELINE, SYNTHESIZE, code_hash
+    from msga.codedeps import code_hash, data_pipeline_files, step_files
 
-    data, pipeline = params["data"], code_hash(DATA_PIPELINE)[:8]
+    data, pipeline = params["data"], code_hash(data_pipeline_files())[:8]
     if data["source"] == "synthetic":
         s = data["synthetic"]
-        generator = code_hash(SYNTHESIZE)
+        generator = code_hash(step_files("synthesize"))
         archive = f"synthetic-{s['train_per_class']}x{s['test_per_class']}-seed{s['seed']}-{generator[:8]}"
         return {"id": f"{archive}-{pipeline}", "archive": archive, "source": "synthetic", **s,
                 "generator": generator, "pipeline": pipeline}
     archive = f"cifar100-{data['md5'][:12]}"
     return {"id": f"{archive}-{pipeline}", "archive": archive, "source": "cifar100", "md5": data["md5"],
             "pipeline": pipeline}
-
-
-def run_key(config: dict) -> str:
-    """What a run trained, by content: its configuration and the code it runs (the training loop
-    and its model's own files). Names its folder: another key is another training."""
-    from msga.codedeps import code_hash, run_files
-
-    return config_hash([config, code_hash(run_files(config["model"]["name"]))])[:12]
 
 
 def resolve_run(params: dict, run: Run | str, overrides: dict[str, Any] | None = None) -> dict:
@@ -524,10 +517,6 @@ def _with_overrides(params: dict, model: str, overrides: dict[str, Any]) -> dict
             node = params["noise"]
         node[leaf] = value
     return validate_params(params, source=f"params with the overrides of a run of {model}: {overrides}")
-
-
-def config_hash(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def config_differences(recorded: dict, current: dict, prefix: str = "") -> list[str]:

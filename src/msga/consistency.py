@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from msga.runs import Run
+
 BATCHES = (64, 128, 256)  # usual evaluation batch sizes
 
 
@@ -65,7 +67,7 @@ def our_gaps(runs: pd.DataFrame, runs_root: Path) -> pd.DataFrame:
     rows = []
     table1 = runs[runs["experiment"] == "table1"] if not runs.empty else runs
     for r in table1.to_dict("records"):
-        path = Path(runs_root) / r["model"] / r["variant"] / f"seed{r['seed']}" / r["key"] / "predictions.npz"
+        path = Path(Run(r["model"], r["variant"], int(r["seed"])).folder(r["key"], str(runs_root))) / "predictions.npz"
         try:
             rows.append({"model": r["model"], "seed": r["seed"], **run_gaps(path)})
         except (OSError, KeyError, ValueError):

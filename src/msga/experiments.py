@@ -1,6 +1,6 @@
-"""The experiments of the grid: which compare models, which sweep a setting, what each variant of
-a run overrides. The one definition every other part (paths, the DAG, aggregation, figures,
-claims) derives from. Torch-free."""
+"""The experiments of the grid: which compare models, which sweep a setting (the keys a variant of
+a run may override are named with the run, in msga.runs). The one definition every other part
+(paths, the DAG, aggregation, figures, claims) derives from. Torch-free."""
 
 from __future__ import annotations
 
@@ -8,18 +8,8 @@ from dataclasses import dataclass, field
 
 from msga.metrics import HEADLINE
 from msga.models import model_entry
+from msga.runs import VARIANT_KEYS  # what a run's variant may override, named in its path
 
-# What a run's variant may override: its short name in run paths (heads=4) -> the dotted keys of
-# the run's configuration it sets, all to the same value.
-VARIANT_KEYS = {
-    "heads": ("model.heads",),
-    "batch_size": ("train.batch_size",),
-    "lr_scaling": ("train.lr_scaling",),
-    "sigma": ("noise.train_sigma", "noise.test_sigma"),  # the same noise in training and at test
-    "test_sigma": ("noise.test_sigma",),
-    "lr": ("train.lr",),
-    "val": ("train.validation",),
-}
 # The columns of the run table that say where a run sits in the sweeps: column -> dotted key.
 COORDINATES = {"heads": "model.heads", "batch_size": "train.batch_size", "lr_scaling": "train.lr_scaling",
                "train_sigma": "noise.train_sigma", "test_sigma": "noise.test_sigma", "lr": "train.lr",

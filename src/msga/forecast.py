@@ -46,11 +46,16 @@ def cpu_training_seconds(configs: list[dict], models: dict, train_images: int) -
     return seconds, speed
 
 
-def no_gpu_warning(configs: list[dict], params: dict) -> str | None:
-    """The warning to print before training `configs`, or None (a GPU, or little to train)."""
+def no_gpu_warning(configs: list[dict], params: dict, local: bool = True) -> str | None:
+    """The warning to print before training `configs`, or None (a GPU, little to train, or jobs that
+    run elsewhere). `local`: the jobs run on this machine; with a cluster's executor (SLURM) they
+    run on its GPU nodes, and this machine (a login node) says nothing about them: no model is
+    built to measure it."""
+    if not local or not configs:
+        return None
     import torch
 
-    if torch.cuda.is_available() or not configs:
+    if torch.cuda.is_available():
         return None
     from msga.config import CIFAR100_TRAIN_IMAGES
     from msga.status import describe

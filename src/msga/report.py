@@ -26,6 +26,7 @@ from msga.report_page import (
     TITLE, diff_span, esc, figure_html, fmt_flops, fmt_params, fmt_score, fmt_seeds, html_table, is_missing, nowrap,
     page, range_text,
 )
+from msga.runs import Run
 
 PAPER = "Image Classification via Joint Multi-Scale Convolution and Global Attention Modeling"
 SECTIONS = (  # (anchor, heading): the order of the page and of its contents list
@@ -636,7 +637,7 @@ def problems(reports: str | Path) -> HTML:
     head = "; ".join(f"<b>{n} {esc(status)}</b>" for status, n in counts.items())
     stale = ("<p>A <b>stale</b> run was trained with another configuration than the grid now gives; it is left out "
              "of every table until it is trained again.</p>" if "stale" in counts else "")
-    rows = [[esc(r["status"]), f"<code>{esc(r['model'])}/{esc(r['variant'])}/seed{int(r['seed'])}</code>",
+    rows = [[esc(r["status"]), f"<code>{esc(Run(r['model'], r['variant'], int(r['seed'])).id)}</code>",
              esc(r["experiments"]), esc(r["reason"])] for r in df.to_dict("records")]
     table = html_table(["Status", "Run", "Serves", "Why"], rows, stack=True)
     return _section("problems", f"<p>{head}: the tables use only the finished, current runs.</p>{stale}"

@@ -14,12 +14,11 @@ from pathlib import Path
 
 from msga.config import config_differences
 from msga.metrics import HEADLINE
-from msga.runs import Run
+from msga.runs import PROGRESS, Run
 
 FINISHED, STALE, DAMAGED, IN_PROGRESS, MISSING = "finished", "stale", "damaged", "in progress", "missing"
 SCORES = (*HEADLINE, "top5")  # fractions in [0, 1]
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds")
-PROGRESS = "progress.json"  # written by a training job after every epoch
 
 
 class Damaged(ValueError):

@@ -16,11 +16,22 @@ from typing import Any
 
 import yaml
 
-from msga.experiments import VARIANT_KEYS
-
+# What a run's variant may override: its short name in run paths (heads=4) -> the dotted keys of
+# the run's configuration it sets, all to the same value.
+VARIANT_KEYS = {
+    "heads": ("model.heads",),
+    "batch_size": ("train.batch_size",),
+    "lr_scaling": ("train.lr_scaling",),
+    "sigma": ("noise.train_sigma", "noise.test_sigma"),  # the same noise in training and at test
+    "test_sigma": ("noise.test_sigma",),
+    "lr": ("train.lr",),
+    "val": ("train.validation",),
+}
 RUNS_ROOT = "results/runs"
 BASE_VARIANT = "base"  # the run at the configuration params.yaml gives, no sweep override
-PATTERN = RUNS_ROOT + "/{model}/{variant}/seed{seed}/{key}"  # a run's folder, as Snakemake wildcards
+ID_PATTERN = "{model}/{variant}/seed{seed}"  # a run's id; with these names, Snakemake's wildcards of its paths
+PATTERN = f"{RUNS_ROOT}/{ID_PATTERN}/{{key}}"  # a run's folder, as Snakemake wildcards
+PROGRESS = "progress.json"  # in a run's folder: written by its training job after every epoch
 _ID = re.compile(r"^(?P<model>[A-Za-z0-9_]+)/(?P<variant>[^/\s]+)/seed(?P<seed>[0-9]+)$")
 
 
@@ -36,7 +47,7 @@ class Run:
 
     @property
     def id(self) -> str:
-        return f"{self.model}/{self.variant}/seed{self.seed}"
+        return ID_PATTERN.format(model=self.model, variant=self.variant, seed=self.seed)
 
     def folder(self, key: str, root: str = RUNS_ROOT) -> str:
         """The folder of this run trained with the configuration and code that `key` names."""

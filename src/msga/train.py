@@ -25,7 +25,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from msga import provenance
-from msga.config import config_hash, run_key
+from msga.keys import config_hash, run_key
 from msga.recipe import held_out, scaled_lr
 from msga.data.augment import AugmentSpec, augment_batch, soft_cross_entropy
 from msga.data.loader import DeviceData, channel_stats
@@ -35,7 +35,7 @@ from msga.io import atomic_output, write_json_atomic, write_text_atomic
 from msga.metrics import HEADLINE
 from msga.models import build_model
 from msga.models.cost import count_params, forward_flops
-from msga.runfiles import PROGRESS
+from msga.runs import PROGRESS
 
 log = logging.getLogger("msga.train")
 

@@ -1,5 +1,6 @@
 # Helpers of the DAG: params validated once, the grid resolved once, content keys, input functions.
 import json
+import os
 import sys
 from functools import cache
 from pathlib import Path
@@ -7,12 +8,12 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from msga import codedeps, folderlock, interrupt, outputs
-from msga.config import (build_grid, config_hash, dataset, merge, merge_files, resolve_run, run_key, typed,
+from msga.config import (build_grid, dataset, merge, merge_files, parse_config_args, resolve_run,
                          validate_params)
-from msga.experiments import VARIANT_KEYS
 from msga.io import write_text_atomic
+from msga.keys import config_hash, run_key
 from msga.models import list_models
-from msga.runs import PATTERN, Run
+from msga.runs import ID_PATTERN, PATTERN, RUNS_ROOT, VARIANT_KEYS, Run
 
 # One Snakemake at a time in this folder (msga.folderlock): a second one is refused, naming the
 # running one, before Snakemake does anything; a lock a dead Snakemake left is cleared. Jobs that
@@ -34,7 +35,7 @@ if workflow.is_main_process:
 # recipe, an experiment). merge_files lets a complete file start afresh.
 _CLI_FILES = [str(f) for f in workflow.overwrite_configfiles]  # --configfile, in order; they come last
 _FILES = [str(f) for f in workflow.configfiles if str(f) not in _CLI_FILES] + _CLI_FILES
-_CLI_CONFIG = typed(dict(workflow.config_settings.config))  # --config, whose nested values Snakemake leaves as text
+_CLI_CONFIG = parse_config_args(workflow.config_settings.config_args)  # --config, read as written
 # The one validation (schema with its defaults, then the cross-field rules) and the one resolution
 # of every run. Everything below, and every job, derives from these.
 PARAMS = validate_params(merge(merge_files(_FILES), _CLI_CONFIG),
@@ -54,7 +55,10 @@ wildcard_constraints:
 # has neither right): each output's path names what it was made from, a run's folder the key of
 # its configuration and code (msga.runs), the data its id, the aggregation and the report a stamp
 # of their inputs' keys and their code. Done means the path for the current content exists. A job
-# asks for its inputs only when it must run, so no file time of an input ever triggers one.
+# asks for its inputs only when it must run, so no file time of an input ever triggers one. A job
+# whose outputs all exist runs all the same when it is forced or was left incomplete (must_run):
+# then it asks for its real inputs, which are made first if they are not there. Shell commands
+# take their paths from params, never from `input`, which is empty for a job that need not run.
 
 
 def code(files):
@@ -67,6 +71,34 @@ def content_key(*parts) -> str:
 
 def missing(*paths) -> bool:
     return not all(Path(p).exists() for p in paths)
+
+
+def _same_path(a: str, b: str) -> bool:
+    return os.path.normpath(os.path.relpath(a)) == os.path.normpath(os.path.relpath(b))
+
+
+def forced(rule: str, outputs) -> bool:
+    """Whether this run of Snakemake may force the job of `rule` that makes `outputs`, or one it
+    depends on. --force forces only the targets: this job if it is one. --forceall and --forcerun
+    force jobs anywhere in the DAG and then what depends on them, so Snakemake must see the whole
+    DAG: every job asks for its inputs, and Snakemake reruns the forced jobs and those downstream."""
+    settings = workflow.dag_settings
+    if settings.forceall or settings.forcerun:
+        return True
+    targets = set(settings.targets) if settings.forcetargets else set()
+    return rule in targets or any(_same_path(t, o) for t in targets for o in outputs)
+
+
+def incomplete(outputs) -> bool:
+    """Whether Snakemake marked any of `outputs` incomplete: its job was killed after writing them
+    and before Snakemake recorded it as done. The profile's rerun-incomplete runs such a job again."""
+    marked = getattr(workflow.persistence, "_filter_incomplete_keys", None)  # every persistence backend's query
+    return True if marked is None else bool(marked([str(o) for o in outputs]))  # unknown: ask for the inputs
+
+
+def must_run(rule: str, outputs) -> bool:
+    """Whether the job of `rule` that makes `outputs` runs in this invocation of Snakemake."""
+    return missing(*outputs) or forced(rule, outputs) or incomplete(outputs)
 
 
 # Params that are text go through functions: Snakemake would read {...} in a plain string as a
@@ -122,27 +154,32 @@ def run_config_json(wildcards) -> str:
     return json.dumps(config_, indent=1, sort_keys=True) + "\n"
 
 
+def run_folder(wildcards) -> str:
+    return _run(wildcards).folder(wildcards.key)
+
+
+def run_config_file(wildcards) -> str:
+    return f"{run_folder(wildcards)}/config.json"
+
+
 def train_inputs(wildcards) -> dict:
-    """The run's configuration and the data, when the run must train (its folder is incomplete)."""
-    folder = Run(wildcards.model, wildcards.variant, int(wildcards.seed)).folder(wildcards.key)
-    if not missing(*(f"{folder}/{name}" for name in ("metrics.json", "history.jsonl", "predictions.npz"))):
+    """The run's configuration and the data, when the run must train."""
+    folder = run_folder(wildcards)
+    if not must_run("train", [f"{folder}/{name}" for name in ("metrics.json", "history.jsonl", "predictions.npz")]):
         return {}
-    return {"config": f"{folder}/config.json", "data": PACKED}
-
-
-def run_folder(wildcards, output) -> str:
-    return str(Path(output.metrics).parent)
+    return {"config": run_config_file(wildcards), "data": PACKED}
 
 
 def warn_without_gpu() -> None:
-    """Before training starts on a machine without a GPU: the estimated time, and the demo instead."""
+    """Before training starts on a machine without a GPU: the estimated time, and the demo instead.
+    Not when the jobs go to a cluster (--executor slurm): they train on its GPU nodes."""
     pending = {Run(job.wildcards.model, job.wildcards.variant, int(job.wildcards.seed)).id
                for job in workflow.dag.needrun_jobs() if job.rule.name == "train"}
     configs = [GRID.configs[run] for run in sorted(pending) if run in GRID.configs]
     if configs and workflow.is_main_process:
         from msga.forecast import no_gpu_warning
 
-        warning = no_gpu_warning(configs, PARAMS)
+        warning = no_gpu_warning(configs, PARAMS, local=workflow.local_exec)
         if warning:
             print(warning, file=sys.stderr)
 
@@ -154,9 +191,10 @@ GRID_KEY = content_key(GRID.to_json())
 GRID_FILE = f"results/grids/{GRID_KEY}.json"
 PAPER = "workflow/resources/paper_table1.csv"
 NOTEBOOK = "workflow/notebooks/replication.ipynb"
-AGGREGATE_KEY = content_key(GRID_KEY, sorted(RUN_KEYS.items()), code(codedeps.AGGREGATE), Path(PAPER).read_text())
+AGGREGATE_KEY = content_key(GRID_KEY, sorted(RUN_KEYS.items()), code(codedeps.step_files("aggregate")),
+                            Path(PAPER).read_text())
 AGGREGATE_STAMP = f"{outputs.STAMPS}/aggregate/{AGGREGATE_KEY}"
-REPORT_KEY = content_key(AGGREGATE_KEY, code(codedeps.REPORT), Path(NOTEBOOK).read_text())
+REPORT_KEY = content_key(AGGREGATE_KEY, code(codedeps.step_files("report")), Path(NOTEBOOK).read_text())
 REPORT_STAMP = f"{outputs.STAMPS}/report/{REPORT_KEY}"
 AGGREGATES = outputs.aggregate_outputs()
 REPORT = ["reports/replication.ipynb", "reports/replication.html"]
@@ -167,13 +205,13 @@ def grid_json(wildcards) -> str:
 
 
 def aggregate_inputs(wildcards) -> dict:
-    if not missing(*AGGREGATES, AGGREGATE_STAMP):
+    if not must_run("aggregate", [*AGGREGATES, AGGREGATE_STAMP]):
         return {}
     return {"grid": GRID_FILE, "metrics": run_outputs("metrics.json"), "histories": run_outputs("history.jsonl"),
             "paper": PAPER}
 
 
 def report_inputs(wildcards) -> dict:
-    if not missing(*REPORT, REPORT_STAMP):
+    if not must_run("report", [*REPORT, REPORT_STAMP]):
         return {}
     return {"aggregates": [*AGGREGATES, AGGREGATE_STAMP], "notebook": NOTEBOOK}

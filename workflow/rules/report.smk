@@ -20,12 +20,16 @@ rule aggregate:
     output:
         AGGREGATES,
         stamp=AGGREGATE_STAMP,
+    params:
+        grid=GRID_FILE,
+        runs=RUNS_ROOT,
+        paper=PAPER,
     conda:
         "../envs/msga.yaml"
     log:
         "logs/report/aggregate.log",
     shell:
-        "msga aggregate --grid {input.grid:q} --runs results/runs --out reports --paper {input.paper:q}"
+        "msga aggregate --grid {params.grid:q} --runs {params.runs:q} --out reports --paper {params.paper:q}"
         " --stamp {output.stamp:q} > {log:q} 2>&1"
 
 
@@ -41,9 +45,11 @@ rule report:
     output:
         REPORT,
         stamp=REPORT_STAMP,
+    params:
+        notebook=NOTEBOOK,
     conda:
         "../envs/msga.yaml"
     log:
         "logs/report/report.log",
     shell:
-        "msga report --reports reports --notebook {input.notebook:q} --stamp {output.stamp:q} > {log:q} 2>&1"
+        "msga report --reports reports --notebook {params.notebook:q} --stamp {output.stamp:q} > {log:q} 2>&1"

@@ -10,7 +10,7 @@ rule run_config:
         config=run_config_json,
     localrule: True
     log:
-        "logs/train/{model}/{variant}/seed{seed}/{key}.config.log",
+        f"logs/train/{ID_PATTERN}/{{key}}.config.log",
     run:
         write_text_atomic(output[0], params.config)
 
@@ -23,6 +23,8 @@ rule train:
         history=f"{PATTERN}/history.jsonl",
         predictions=f"{PATTERN}/predictions.npz",
     params:
+        config=run_config_file,
+        data=PACKED,
         out=run_folder,
     threads: 1
     resources:
@@ -30,11 +32,11 @@ rule train:
     conda:
         "../envs/msga.yaml"
     log:
-        "logs/train/{model}/{variant}/seed{seed}/{key}.log",
+        f"logs/train/{ID_PATTERN}/{{key}}.log",
     benchmark:
-        "logs/benchmarks/train/{model}/{variant}/seed{seed}/{key}.tsv"
+        f"logs/benchmarks/train/{ID_PATTERN}/{{key}}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} msga train --config {input.config:q} --data {input.data:q}"
+        "OMP_NUM_THREADS={threads} msga train --config {params.config:q} --data {params.data:q}"
         " --out {params.out:q} > {log:q} 2>&1"
 
 
