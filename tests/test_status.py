@@ -39,7 +39,7 @@ def test_status_names_each_state_and_estimates_the_time_left(tmp_path, capsys):
     assert main(["status", "--params", DEMO, "--runs", str(runs)]) == 0
     out = capsys.readouterr().out
     total = len(grid.runs)
-    assert f"1 finished" in out and "1 stale" in out and "1 in progress" in out and f"of {total} runs" in out
+    assert "1 finished" in out and "1 stale" in out and "1 in progress" in out and f"of {total} runs" in out
     assert "msga/heads=1/seed0: epoch 1 of 3 done" in out and "train.epochs: 9 -> 3" in out
     # msga's measured 10 and 12 s per epoch: 11 s; every other model, no measurement of its own: the mean
     msga_left = sum(3 for r in grid.runs if r.model == "msga") - 3 - 1  # the finished one, and 1 epoch done

@@ -21,7 +21,7 @@ from msga.config import Grid, build_grid, load_params, lr_sources
 from msga.recipe import scaled_lr
 from msga.experiments import COORDINATES, MODEL_SETS, SWEEPS, TUNE
 from msga.io import atomic_output, write_json_atomic, write_text_atomic
-from msga.metrics import HEADLINE, LABELS
+from msga.metrics import HEADLINE
 from msga.models import model_entry
 from msga.runfiles import FINISHED, current_state
 from msga.runs import Run

@@ -377,7 +377,7 @@ def affine_matrices(ops: torch.Tensor, magnitude: torch.Tensor, height: int, wid
     A @ p + t; normalized coordinates are pixel offsets divided by half the side (align_corners=False).
     """
     m = magnitude.float()
-    zero, one = torch.zeros_like(m), torch.ones_like(m)
+    zero = torch.zeros_like(m)
     angle = torch.where(ops == OP_INDEX["rotate"], torch.deg2rad(m), zero)
     shear_x = torch.where(ops == OP_INDEX["shear_x"], m, zero)
     shear_y = torch.where(ops == OP_INDEX["shear_y"], m, zero)
