@@ -83,8 +83,12 @@ def test_a_second_run_an_identical_configfile_or_a_moved_repository_plan_nothing
 def test_editing_one_model_file_plans_that_models_runs_only(demo_copy):
     with open(demo_copy / "src" / "msga" / "models" / "crossvit.py", "a") as f:
         f.write("\n# an edit\n")
-    planned = _planned(demo_copy)
-    assert planned["train"] == 1 and planned["aggregate"] == planned["report"] == 1  # crossvit/base/seed0
+    out = snakemake("-n", "--cores", "1", cwd=demo_copy).stdout
+    planned = job_counts(out)
+    crossvit = [r for r in build_grid(load_params(str(demo_copy / "params.yaml"))).runs if r.model == "crossvit"]
+    assert planned["train"] == len(crossvit) == 2 and planned["aggregate"] == planned["report"] == 1
+    models = {line.split("model=")[1].split(",")[0] for line in out.splitlines() if "wildcards: model=" in line}
+    assert models == {"crossvit"}  # the train jobs planned are crossvit's runs, and only they
     assert not {"verify", "extract", "pack", "synthesize"} & set(planned)
 
 
