@@ -547,3 +547,13 @@ def test_methods_state_the_tests_and_alpha():
     for phrase in ("alpha = 0.05", "paired", "intersection-union", "Holm", "randomized-block ANOVA",
                    "Friedman", "80% power", f"at least {claims.MIN_SEEDS} seeds"):
         assert phrase in claims.METHODS
+
+
+def test_a_reversal_the_pair_correction_does_not_confirm_is_named_in_the_evidence():
+    # two seeds, no noise: each difference is exact and its sd floored at RESOLUTION, so the
+    # Transformer's 0.002 below the LSTM has p ~ 0.02 on its own, ~ 0.2 after Holm over 10 pairs
+    runs = simulate_runs(np.random.default_rng(6), seeds=(0, 1), table1=np.array([0.0, 0.05, 0.10, 0.098, 0.15]),
+                         seed_sd=0.0, run_sd=0.0)
+    verdict = by_label(claims.evaluate(runs, PAPER))["Table 1 order (ACC)"]
+    assert verdict.verdict == WITHIN_NOISE
+    assert "crossvit - cnn_lstm is below 0 on its own, but its Holm p over the 10 pairs is" in verdict.evidence

@@ -407,6 +407,14 @@ def _directional_verdict(label, claim, matrix: GroupMatrix, names, claimed_pairs
     else:
         key = int(np.nanargmax(np.nan_to_num(result.claimed.p_above, nan=1.0)))
         side, p_value = result.claimed, float(result.iut_p)
+        # a reversal whose own interval excludes 0 but that the correction for the pairs does not confirm:
+        # said in words, so the interval above does not read as a verdict the table does not give
+        below = np.nan_to_num(result.opposing.ci_high, nan=1.0) < 0
+        if below.any():
+            worst = int(np.argmin(np.where(below, result.opposing_holm, np.inf)))
+            low, high = opposing_pairs[worst]
+            evidence += (f"; {names[high]} - {names[low]} is below 0 on its own, but its Holm p over the "
+                         f"{len(opposing_pairs)} pairs is {float(result.opposing_holm[worst]):.3g} (not < {ALPHA})")
     min_detectable = float(np.nanmax(result.claimed.min_detectable))
     evidence += f"; detectable difference with {n_seeds} seeds: {min_detectable:.4f}"
     evidence += _missing_text(missing, matrix, prefix="; ")
