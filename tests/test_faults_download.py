@@ -176,3 +176,16 @@ def test_a_download_is_cut_off_once_it_passes_the_bound(tmp_path, serve, fixture
     with pytest.raises(FetchError, match=f"sent more than {size - 1:,} bytes .the most an archive"):
         fetch(out, url=server.url, md5=None, timeout=TIMEOUT, retries=3, backoff=0)
     assert server.requests == 1 and _left(out) == []
+
+
+def test_a_local_tarball_larger_than_an_archive_can_be_is_refused_before_it_is_copied(tmp_path, monkeypatch):
+    huge = tmp_path / "mine" / ARCHIVE_NAME
+    huge.parent.mkdir()
+    with open(huge, "wb") as f:
+        f.truncate(2_000)  # sparse: the size is what is checked, before anything is read
+    monkeypatch.setattr(download, "MAX_ARCHIVE_BYTES", 1_999)
+    out = tmp_path / "raw"
+    out.mkdir()
+    with pytest.raises(FetchError, match="is 2,000 bytes, more than 1,999 .the most an archive"):
+        download.obtain(str(huge), out / ARCHIVE_NAME, md5=None)  # as the DAG imports data.tarball
+    assert huge.stat().st_size == 2_000 and _left(out) == []

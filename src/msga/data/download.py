@@ -47,6 +47,11 @@ def copy_local(source: Path, dest: Path, md5: str | None) -> Path:
     if not source.is_file():
         raise FetchError(f"tarball {source} does not exist (data.tarball / --source); give the path of "
                          "cifar-100-python.tar.gz")
+    size = source.stat().st_size
+    if size > MAX_ARCHIVE_BYTES:  # before a byte is copied: the copy would fill the disk for nothing
+        raise FetchError(f"tarball {source} is {size:,} bytes, more than {MAX_ARCHIVE_BYTES:,} (the most an archive "
+                         "that extraction accepts can have; CIFAR-100's has 169,001,437); it was left as it is and "
+                         "nothing was copied. Check that it is cifar-100-python.tar.gz.")
     if dest.exists() and os.path.samefile(source, dest):  # already in place: checked, not rewritten
         _check_local_md5(source, md5sum(source), md5)
         return dest
