@@ -41,6 +41,13 @@ CATALOG = "models/catalog.py"
 # it (a change renames the outputs, and the new names are missing), but a DVC stage reruns
 # Snakemake only when one of its deps changed, so every stage lists it.
 DAG = ("config.py", "outputs.py")
+# Modules that name, guard or record a step's work but cannot change what it computes: the code
+# hashing itself, keys, the folder lock, provenance, failure messages, Ctrl-C handling, atomic
+# writes. A step's hash leaves them out, so an edit of one (an error message, the lock's heartbeat)
+# reruns nothing; the modules they import are still followed. Outputs they name are renamed by
+# the DAG code (DAG, below), whose files every DVC stage lists in full.
+NO_EFFECT = frozenset({"codedeps.py", "keys.py", "folderlock.py", "provenance.py", "errors.py", "interrupt.py",
+                       "io.py"})
 DVC_STAGES = {"data": ("synthesize", *DATA_PIPELINE), "train": ("train",), "aggregate": ("aggregate",),
               "report": ("report",)}
 
@@ -111,8 +118,8 @@ def closure(entries: tuple[str, ...], package: Path | None = None) -> tuple[str,
 
 
 def step_files(step: str) -> tuple[str, ...]:
-    """The files a step of the DAG runs (a training run: see run_files)."""
-    return closure(STEPS[step])
+    """The files a step of the DAG runs that can change what it computes (a training run: see run_files)."""
+    return tuple(f for f in closure(STEPS[step]) if f not in NO_EFFECT)
 
 
 def data_pipeline_files() -> tuple[str, ...]:
@@ -125,7 +132,7 @@ def run_files(model: str) -> tuple[str, ...]:
     from msga.models import model_entry
 
     files = closure((*STEPS["train"], f"models/{model_entry(model).module}.py"))
-    return tuple(f for f in files if f != CATALOG)
+    return tuple(f for f in files if f != CATALOG and f not in NO_EFFECT)
 
 
 def run_code_hash(model: str) -> str:
