@@ -161,6 +161,16 @@ def test_forcerun_train_plans_every_run_and_what_depends_on_them(finished):
     assert out.count("msga train --config ") == 2
 
 
+@pytest.mark.parametrize("rule", ["report", "aggregate"])
+def test_forcerun_of_a_later_step_retrains_nothing_when_the_data_is_gone(finished, rule):
+    """After `dvc gc` or to save space the packed data may be gone: forcing the report (or the
+    aggregation) must not make the training runs ask for it, rebuild it, and so retrain."""
+    next((finished / "data" / "packed").glob("*.pt")).unlink()
+    counts, _ = _plan(finished, "--forcerun", rule)
+    expected = {"report": 1, "all": 1} if rule == "report" else {"aggregate": 1, "report": 1, "all": 1}
+    assert counts == expected, counts
+
+
 def test_a_forced_report_is_planned_alone_with_its_command(finished):
     counts, out = _plan(finished, "-f", "reports/replication.html")
     assert counts == {"report": 1}, counts

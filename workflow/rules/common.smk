@@ -77,13 +77,22 @@ def _same_path(a: str, b: str) -> bool:
     return os.path.normpath(os.path.relpath(a)) == os.path.normpath(os.path.relpath(b))
 
 
+def upstream(rule: str) -> set[str]:
+    """The rules whose jobs a job of `rule` may wait for (itself included): a forced one reruns it."""
+    data_rules = {r.name for r in workflow.rules if Path(r.snakefile).name == "data.smk"}
+    train = {"train", "run_config", *data_rules}
+    return {"train": train, "aggregate": {"aggregate", "grid", *train},
+            "report": {"report", "aggregate", "grid", *train}}[rule]
+
+
 def forced(rule: str, outputs) -> bool:
     """Whether this run of Snakemake may force the job of `rule` that makes `outputs`, or one it
-    depends on. --force forces only the targets: this job if it is one. --forceall and --forcerun
-    force jobs anywhere in the DAG and then what depends on them, so Snakemake must see the whole
-    DAG: every job asks for its inputs, and Snakemake reruns the forced jobs and those downstream."""
+    depends on. --force forces only the targets: this job if it is one. --forceall forces every job;
+    --forcerun the jobs of the rules it names and what depends on them, so a job of a named rule, or
+    of a rule downstream of one, asks for its inputs (and no other: `--forcerun report` must not
+    make the training runs ask for data that may not be there, and retrain)."""
     settings = workflow.dag_settings
-    if settings.forceall or settings.forcerun:
+    if settings.forceall or set(settings.forcerun or ()) & upstream(rule):
         return True
     targets = set(settings.targets) if settings.forcetargets else set()
     return rule in targets or any(_same_path(t, o) for t in targets for o in outputs)
