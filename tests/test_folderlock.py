@@ -107,3 +107,14 @@ def test_the_holder_records_itself_checkably_and_marks_its_end(tmp_path):
     done = claim_in_a_process(tmp_path)
     assert done.returncode == 0
     assert folderlock.read_owner(tmp_path)["ended"] is True and folderlock.running_owner(tmp_path) == {}
+
+
+def test_the_end_is_marked_in_the_claimed_folder_after_a_change_of_directory(tmp_path):
+    # as `snakemake -d DIR` does: it claims DIR, then returns to where it started before exiting
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-c", CLAIM + f"import os; os.chdir({str(elsewhere)!r})\n"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert folderlock.read_owner(tmp_path)["ended"] is True
+    assert not (elsewhere / folderlock.STATE).exists()

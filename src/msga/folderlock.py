@@ -58,7 +58,7 @@ def claim(folder: str | Path = ".") -> str | None:
     global _held
     if _held is not None:
         return None
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # Snakemake may change directory (-d) before this process exits
     (folder / STATE).mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by child processes
     note = None
@@ -77,7 +77,10 @@ def claim(folder: str | Path = ".") -> str | None:
             os.close(fd)
         raise FolderBusy(_busy_message(folder, previous))
     _held = fd if fd is not None else -1
-    _write_owner(folder, _me())
+    try:
+        _write_owner(folder, _me())
+    except OSError as err:  # a full or read-only disk: Snakemake will say more; the flock still guards
+        return f"msga: cannot record this Snakemake in {folder / OWNER} ({err.strerror}); only the flock guards"
     _keep_alive(folder)
     stale = sorted((folder / SNAKEMAKE_LOCKS).glob("*.lock"))
     if not stale:
@@ -139,29 +142,35 @@ def _me() -> dict:
 
 
 def _write_owner(folder: Path, owner: dict) -> None:
-    tmp = folder / OWNER.with_name(f"{OWNER.name}.{os.getpid()}.tmp")
+    tmp = folder / OWNER.with_name(f"{OWNER.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(owner) + "\n")
     os.replace(tmp, folder / OWNER)
 
 
 def _keep_alive(folder: Path) -> None:
-    """Refresh the heartbeat while this process lives; mark the record ended when it exits."""
+    """Refresh the heartbeat while this process lives; mark the record ended when it exits. One
+    lock orders the two writers, so no late heartbeat undoes the end mark."""
     owner = read_owner(folder)
+    writing, ended = threading.Lock(), threading.Event()
 
     def beat() -> None:
-        while True:
-            time.sleep(HEARTBEAT)
-            try:
-                _write_owner(folder, {**owner, "heartbeat": time.time()})
-            except OSError:  # a full or vanished disk: the flock still guards this host
-                pass
+        while not ended.wait(HEARTBEAT):
+            with writing:
+                if ended.is_set():
+                    return
+                try:
+                    _write_owner(folder, {**owner, "heartbeat": time.time()})
+                except OSError:  # a full or vanished disk: the flock still guards this host
+                    pass
 
     def end() -> None:
-        try:
-            if read_owner(folder).get("pid") == owner["pid"]:
-                _write_owner(folder, {**owner, "heartbeat": time.time(), "ended": True})
-        except OSError:
-            pass
+        with writing:
+            ended.set()
+            try:
+                if read_owner(folder).get("pid") == owner["pid"]:
+                    _write_owner(folder, {**owner, "heartbeat": time.time(), "ended": True})
+            except OSError:
+                pass
 
     threading.Thread(target=beat, name="msga-folder-heartbeat", daemon=True).start()
     atexit.register(end)
