@@ -232,7 +232,11 @@ def check_ours(out_dir: Path, run: str) -> None:
     project: it would be replaced or deleted. Nothing is written before this check."""
     for name, is_ours in OWN_FILES.items():
         path = Path(out_dir) / name
-        if path.exists() and not (path.is_file() and is_ours(path)):
+        try:
+            foreign = path.exists() and not (path.is_file() and is_ours(path))
+        except OSError:  # unreadable (permissions): it cannot be told ours, so it is not replaced
+            foreign = True
+        if foreign:
             raise ForeignFile(f"{run}: {path} is not a file this project wrote, so it was left as it is and nothing "
                               "was trained. Move it elsewhere (or train into another folder), then run again.")
 
