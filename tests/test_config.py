@@ -399,16 +399,6 @@ def test_a_deeply_nested_params_file_is_one_clear_line_from_msga_validate(tmp_pa
     assert "Traceback" not in err and "RecursionError" not in err
 
 
-def test_validation_imports_no_torch():
-    import subprocess
-    import sys
-
-    code = ("import sys; from msga.cli import main; from msga.config import build_grid, load_params; "
-            "build_grid(load_params('params.yaml')); import msga.aggregate, msga.report, msga.runfiles; "
-            "print(sorted(m for m in ('torch', 'timm', 'torchvision', 'torchmetrics') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
-
 
 def test_a_complete_params_file_starts_afresh_and_a_partial_one_merges(tmp_path):
     from msga.config import merge_files
