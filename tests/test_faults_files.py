@@ -397,8 +397,10 @@ def test_an_intact_run_reads_and_a_missing_one_is_named(finished_run, tmp_path):
 # ---------------------------------------------------------------- determinism
 
 
-def test_deterministic_run_twice_on_cpu_is_bit_identical(tmp_path, demo_params, packed):
-    config = run_config(demo_params, "msga", {"train.epochs": 1, "train.deterministic": True}, seed=4, name="det")
+@pytest.mark.parametrize("deterministic", [True, False], ids=["deterministic", "default"])
+def test_deterministic_run_twice_on_cpu_is_bit_identical(tmp_path, demo_params, packed, deterministic):
+    config = run_config(demo_params, "msga", {"train.epochs": 1, "train.deterministic": deterministic}, seed=4,
+                        name="det")
     a = train_run(config, packed, tmp_path / "a", CPU)
     b = train_run(config, packed, tmp_path / "b", CPU)
     for key in ("acc", "auc", "precision", "recall", "top5", "per_class_recall", "confusion_matrix"):
