@@ -78,7 +78,7 @@ def _same_path(a: str, b: str) -> bool:
 
 
 def upstream(rule: str) -> set[str]:
-    """The rules whose jobs a job of `rule` may wait for (itself included): a forced one reruns it."""
+    """The rules whose jobs a job of `rule` may wait for, itself included; forcing one reruns it."""
     data_rules = {r.name for r in workflow.rules if Path(r.snakefile).name == "data.smk"}
     train = {"train", "run_config", *data_rules}
     return {"train": train, "aggregate": {"aggregate", "grid", *train},
@@ -89,8 +89,8 @@ def forced(rule: str, outputs) -> bool:
     """Whether this run of Snakemake may force the job of `rule` that makes `outputs`, or one it
     depends on. --force forces only the targets: this job if it is one. --forceall forces every job;
     --forcerun the jobs of the rules it names and what depends on them, so a job of a named rule, or
-    of a rule downstream of one, asks for its inputs (and no other: `--forcerun report` must not
-    make the training runs ask for data that may not be there, and retrain)."""
+    of a rule downstream of one, asks for its inputs, and no other job does. So `--forcerun report`
+    does not make the training runs ask for data that may not be there, and retrain."""
     settings = workflow.dag_settings
     if settings.forceall or set(settings.forcerun or ()) & upstream(rule):
         return True
