@@ -92,7 +92,7 @@ def forced(rule: str, outputs) -> bool:
     of a rule downstream of one, asks for its inputs, and no other job does. So `--forcerun report`
     does not make the training runs ask for data that may not be there, and retrain."""
     settings = workflow.dag_settings
-    if settings.forceall or set(settings.forcerun or ()) & upstream(rule):
+    if settings.forceall or (settings.forcerun and set(settings.forcerun) & upstream(rule)):
         return True
     targets = set(settings.targets) if settings.forcetargets else set()
     return rule in targets or any(_same_path(t, o) for t in targets for o in outputs)

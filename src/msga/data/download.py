@@ -20,10 +20,12 @@ from tqdm import tqdm
 
 from msga.data import FetchError
 from msga.data.archive import md5sum
-from msga.data.format import MAX_ARCHIVE_BYTES
+from msga.data.format import MAX_ARCHIVE_BYTES, OFFICIAL_ARCHIVE_BYTES
 from msga.io import atomic_path
 
 log = logging.getLogger("msga.fetch")
+# why an archive above MAX_ARCHIVE_BYTES is refused, for the messages that refuse one
+_WHY_BOUND = f"the most an archive that extraction accepts can have; CIFAR-100's has {OFFICIAL_ARCHIVE_BYTES:,}"
 
 GZIP_MAGIC = b"\x1f\x8b"
 TRANSIENT_HTTP = {429, 500, 502, 503, 504}
@@ -49,9 +51,8 @@ def copy_local(source: Path, dest: Path, md5: str | None) -> Path:
                          "cifar-100-python.tar.gz")
     size = source.stat().st_size
     if size > MAX_ARCHIVE_BYTES:  # before a byte is copied: the copy would fill the disk for nothing
-        raise FetchError(f"tarball {source} is {size:,} bytes, more than {MAX_ARCHIVE_BYTES:,} (the most an archive "
-                         "that extraction accepts can have; CIFAR-100's has 169,001,437); it was left as it is and "
-                         "nothing was copied. Check that it is cifar-100-python.tar.gz.")
+        raise FetchError(f"tarball {source} is {size:,} bytes, more than {MAX_ARCHIVE_BYTES:,} ({_WHY_BOUND}); it "
+                         "was left as it is and nothing was copied. Check that it is cifar-100-python.tar.gz.")
     if dest.exists() and os.path.samefile(source, dest):  # already in place: checked, not rewritten
         _check_local_md5(source, md5sum(source), md5)
         return dest
@@ -117,8 +118,8 @@ def _download_once(url: str, dest: Path, md5: str | None, timeout: float) -> Pat
 
 
 def _too_large(url: str, what: str) -> FetchError:
-    return FetchError(f"{url} {what} (the most an archive that extraction accepts can have; CIFAR-100's has "
-                      f"169,001,437): the download was stopped and nothing was kept. Check the URL; {OFFLINE_HINT}")
+    return FetchError(f"{url} {what} ({_WHY_BOUND}): the download was stopped and nothing was kept. Check the URL; "
+                      f"{OFFLINE_HINT}")
 
 
 def _stream(url: str, tmp: Path, timeout: float) -> None:

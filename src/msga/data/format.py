@@ -36,3 +36,4 @@ MAX_EXTENDED_HEADER = 1_000_000
 # framing (under 0.01% for incompressible data), so a server sending more than this plus a 0.1%
 # margin sends something extraction would refuse: the download stops there instead of filling a disk.
 MAX_ARCHIVE_BYTES = MAX_TAR_BYTES + MAX_TAR_BYTES // 1000
+OFFICIAL_ARCHIVE_BYTES = 169_001_437  # cifar-100-python.tar.gz as the URL serves it
