@@ -5,11 +5,13 @@
 #   snakemake --cores all --configfile workflow/demo.yaml           # the offline demo (CPU, minutes)
 #
 # params.yaml -> (common.smk) validated once, every run resolved once -> data -> one job per run
-# (it trains exactly its resolved configuration) -> aggregate -> report.
+# (it trains exactly its resolved configuration) -> aggregate -> report. Whether a job must run:
+# staleness.smk.
 
 from snakemake.utils import min_version
 
-from msga.config import read_yaml
+from msga.grid.reading import read_yaml
+from msga.infra import interrupt
 
 min_version("9.0")
 
@@ -21,12 +23,14 @@ configfile: "params.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/staleness.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 
 onstart:
+    interrupt.install()  # Ctrl-C stops the running training jobs too, their checkpoints kept
     warn_without_gpu()
 
 

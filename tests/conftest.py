@@ -1,5 +1,9 @@
 """Shared fixtures: a small synthetic archive, a loopback HTTP server, packed tensors, and the demo
-params whose data is that archive (so a run resolved from them trains on the packed fixture)."""
+params whose data is that archive (so a run resolved from them trains on the packed fixture).
+
+The tiers are folders: unit/ (the fast lane), faults/ (bad input, broken files, full disks, killed
+writers), workflow/ (the whole DAG through Snakemake, DVC and SLURM: every test there is marked
+slow here, so `pytest -m "not slow"` runs the other two in minutes)."""
 
 from __future__ import annotations
 
@@ -11,15 +15,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from msga.config import dataset, resolve_run, validate_params
 from msga.data.archive import ARCHIVE_NAME
 from msga.data.cifar import load_packed, pack
 from msga.data.fetch import fetch
 from msga.data.synthetic import write_archive
-from msga.runs import Run
+from msga.grid.params import validate_params
+from msga.grid.resolve import dataset, resolve_run
+from msga.grid.runs import Run
 
 REPO = Path(__file__).resolve().parents[1]
+SLOW_TIER = Path(__file__).resolve().parent / "workflow"
 TRAIN_PER_CLASS, TEST_PER_CLASS, SEED = 12, 4, 3
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if Path(item.path).resolve().is_relative_to(SLOW_TIER):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -14,21 +14,18 @@ import os
 import sys
 from pathlib import Path
 
-from msga.config import ParamsError
+from msga.grid import paths
+from msga.grid.reading import ParamsError
+from msga.grid.runs import RunIdError
+from msga.infra.errors import Failure
 
 
 class UsageError(Exception):
     pass
 
 
-def _params_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", action="append",
-                   help="params file (default params.yaml); repeat to merge several, later ones win "
-                        "(as Snakemake merges --configfile files)")
-
-
 def _params(args) -> list[str]:
-    return args.params or ["params.yaml"]
+    return args.params or [paths.PARAMS]
 
 
 def _writable_dir(path: str) -> Path:
@@ -74,23 +71,22 @@ def _json_file(path: str, what: str) -> dict:
 
 
 def cmd_validate(args) -> None:
-    from msga.config import build_grid, load_params
+    from msga.grid.params import load_params
+    from msga.grid.resolve import build_grid
 
     grid = build_grid(load_params(_params(args)))
     print(f"{' + '.join(_params(args))}: valid; {len(grid.runs)} distinct training runs in the grid")
 
 
 def cmd_runs(args) -> None:
-    from msga.config import build_grid, load_params
+    from msga.grid.params import load_params
+    from msga.grid.resolve import build_grid
 
     grid = build_grid(load_params(_params(args)))
-    serves: dict[str, list[str]] = {}
-    for exp, runs in grid.experiments.items():
-        for run in runs:
-            serves.setdefault(run.id, []).append(exp)
+    serves = grid.serves()
     width = max(len(r.id) for r in grid.runs)
-    for run in grid.runs:
-        print(f"{run.id:<{width}}  {', '.join(serves[run.id])}")
+    for run, experiments in serves.items():
+        print(f"{run.id:<{width}}  {', '.join(experiments)}")
     shared = grid.shared()
     serve = "serves" if len(shared) == 1 else "serve"
     print(f"{len(grid.runs)} distinct runs; {len(shared)} of them {serve} more than one experiment "
@@ -98,8 +94,9 @@ def cmd_runs(args) -> None:
 
 
 def cmd_status(args) -> None:
-    from msga import status
-    from msga.config import build_grid, load_params
+    from msga.grid.params import load_params
+    from msga.grid.resolve import build_grid
+    from msga.results import status
 
     state = status.collect(build_grid(load_params(_params(args))), args.runs)
     if state.running:
@@ -118,9 +115,10 @@ def cmd_status(args) -> None:
 
 
 def cmd_resolve(args) -> None:
-    from msga.config import build_grid, load_params, resolve_run
-    from msga.io import write_text_atomic
-    from msga.runs import Run
+    from msga.grid.params import load_params
+    from msga.grid.resolve import build_grid, resolve_run
+    from msga.grid.runs import Run
+    from msga.infra.atomic import write_text_atomic
 
     params = load_params(_params(args))
     run = Run.parse(args.run)
@@ -158,7 +156,7 @@ def cmd_download(args) -> None:
 
 def cmd_verify(args) -> None:
     from msga.data.archive import read_md5_file, verify
-    from msga.io import write_json_atomic
+    from msga.infra.atomic import write_json_atomic
 
     md5 = verify(args.archive, read_md5_file(args.md5_file))
     write_json_atomic(_writable_file(args.out), {"archive": str(args.archive), "md5": md5})
@@ -212,15 +210,17 @@ def cmd_train(args) -> None:
                          "(`snakemake data`, or `msga pack`)")
     out = _writable_dir(args.out)
     from msga.data.cifar import load_packed
-    from msga.train import pick_device, train_run
+    from msga.grid.metrics import HEADLINE
+    from msga.train.device import pick_device
+    from msga.train.loop import train_run
 
     data = load_packed(args.data)
     metrics = train_run(config, data, out, pick_device(args.device), args.data)
-    print(f"{config['run']}: " + "  ".join(f"{k} {metrics[k]:.4f}" for k in ("auc", "acc", "precision", "recall")))
+    print(f"{config['run']}: " + "  ".join(f"{k} {metrics[k]:.4f}" for k in HEADLINE))
 
 
 def cmd_models(args) -> None:
-    from msga.config import load_params
+    from msga.grid.params import load_params
     from msga.models import build_model, list_models, model_entry
     from msga.models.cost import count_params, forward_flops
 
@@ -235,30 +235,44 @@ def cmd_models(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from msga.bench import main as bench_main
+    from msga.grid.params import load_params
+    from msga.timing.bench import Settings, run
 
     if args.json:
         _writable_file(args.json)
-    bench_main(args)
+    settings = Settings(models=args.models, data=args.data, images=args.images, batch_size=args.batch_size,
+                        windows=args.windows, steps=args.steps, warmup=args.warmup, workers=args.workers,
+                        compile=args.compile, device=args.device, project=args.project)
+    result = run(load_params(_params(args)), settings, show=lambda line: print(line, flush=True))
+    if args.json:
+        from msga.infra.atomic import write_json_atomic
+
+        write_json_atomic(args.json, result)
 
 
 # ---------------------------------------------------------------- results
 
 
 def cmd_aggregate(args) -> None:
-    from msga.aggregate import main as aggregate_main
+    from msga.grid.params import load_params
+    from msga.grid.resolve import Grid, build_grid
+    from msga.results.aggregate import aggregate
 
-    _writable_dir(args.out)
-    aggregate_main(args)
+    out = _writable_dir(args.out)
+    grid = Grid.from_json(Path(args.grid).read_text()) if args.grid else build_grid(load_params(_params(args)))
+    done, problems = aggregate(grid, Path(args.runs), out, Path(args.paper))
+    print(f"aggregated {done} of {len(grid.runs)} runs into {out}; {len(problems)} not aggregated")
+    for reason in problems["reason"]:
+        print(f"  {reason}")
     if args.stamp:
-        from msga.io import write_stamp
+        from msga.infra.atomic import write_stamp
 
         write_stamp(args.stamp)
 
 
 def cmd_tune(args) -> None:
-    from msga import tuning
-    from msga.config import load_params
+    from msga.grid.params import load_params
+    from msga.results import tuning
 
     best = tuning.winners(Path(args.reports) / "tune.csv")
     print("best learning rate per 256 images, on the validation split:")
@@ -277,136 +291,142 @@ def cmd_tune(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from msga.report import render
+    from msga.report.notebook import render
 
     render(_writable_dir(args.reports), args.notebook)
     if args.stamp:
-        from msga.io import write_stamp
+        from msga.infra.atomic import write_stamp
 
         write_stamp(args.stamp)
 
 
-# ---------------------------------------------------------------- parser
+def cmd_dvc_yaml(args) -> None:
+    from msga.grid import dvcfile
+    from msga.infra.atomic import write_text_atomic
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"{path} does not exist; run from the repository's root or pass --file")
+    if args.check:
+        differences = dvcfile.differences(path)
+        if differences:
+            raise Failure(f"{path} differs from the code that defines its code deps and sweep plots:\n"
+                          + "\n".join(differences) + f"\nrun `msga dvc-yaml` to write them anew")
+        print(f"{path}: its code deps and sweep plots are those the code defines")
+        return
+    text = path.read_text()
+    new = dvcfile.synced(text)
+    if new != text:
+        write_text_atomic(path, new)
+    print(f"{path}: code deps and sweep plots {'written anew' if new != text else 'already current'}")
+
+
+# ---------------------------------------------------------------- the commands and their arguments
+
+
+def arg(*flags, **kwargs) -> tuple:
+    return flags, kwargs
+
+
+def one_of(*arguments) -> tuple:
+    """Arguments of which a command takes at most one."""
+    return ("one of", arguments)
+
+
+PARAMS = arg("--params", action="append", help="params file (default params.yaml); repeat to merge several, later "
+                                               "ones win (as Snakemake merges --configfile files)")
+RUNS = arg("--runs", default=paths.RUNS_ROOT, help="folder of the run folders")
+OUT_FILE = arg("--out", required=True, help="the file to write")
+TIMEOUT = arg("--timeout", type=float, default=60.0, help="seconds without data before a download fails")
+RETRIES = arg("--retries", type=int, default=3, help="attempts in all for transient failures")
+STAMP = arg("--stamp", help="write this stamp file last (the DAG's record of what the outputs were made from)")
+REPORTS = arg("--reports", default=paths.REPORTS, help="folder with the aggregate outputs")
+
+# name -> (help, function, arguments), in the order `msga --help` lists them
+COMMANDS = {
+    "validate": ("check a params file against the schema and the cross-field rules", cmd_validate, [PARAMS]),
+    "runs": ("list the distinct training runs of the grid and the experiments each serves", cmd_runs, [PARAMS]),
+    "status": ("which runs are finished, in progress, stale, damaged or missing; time left", cmd_status, [
+        PARAMS, RUNS, arg("--all", action="store_true", help="also list each missing run")]),
+    "resolve": ("write one run's resolved configuration (what `msga train --config` takes)", cmd_resolve, [
+        PARAMS, arg("--run", required=True, help="run id MODEL/VARIANT/seedN, e.g. msga/heads=4/seed0"),
+        arg("--out", help="output .json file (default: standard output)")]),
+    "synth": ("write the synthetic CIFAR-100-format archive (the offline fixture) and its .md5", cmd_synth, [
+        arg("--out", required=True, help="the archive to write, e.g. data/archives/synthetic.tar.gz"),
+        arg("--train-per-class", type=int, default=500), arg("--test-per-class", type=int, default=100),
+        arg("--seed", type=int, default=0)]),
+    "download": ("obtain the archive from a URL or a local file, md5-checked", cmd_download, [
+        arg("--source", required=True, help="a URL (http, https, file) or the path of a local archive"),
+        arg("--md5", required=True, help="expected md5 of the archive"),
+        arg("--out", required=True, help="the archive file to write"), TIMEOUT, RETRIES]),
+    "verify": ("check an archive against its md5 file; write a verification record", cmd_verify, [
+        arg("--archive", required=True), arg("--md5-file", required=True, help="a file whose first word is the expected md5"),
+        arg("--out", required=True, help="the verification record (.json) to write")]),
+    "extract": ("safely extract a verified archive", cmd_extract, [
+        arg("--archive", required=True), arg("--verified", required=True, help="the record `msga verify` wrote for this archive"),
+        arg("--out", required=True, help="folder that receives cifar-100-python/{train,test,meta}")]),
+    "fetch": ("obtain, verify and extract in one step (outside the DAG)", cmd_fetch, [
+        arg("--out", required=True, help="folder that receives the archive and cifar-100-python/"),
+        arg("--url", help="archive URL (a mirror); needs --md5"),
+        arg("--md5", help="expected md5 of the archive (for a --tarball, default: its .md5 file)"),
+        arg("--tarball", help="a local cifar-100-python.tar.gz instead of a download"), TIMEOUT, RETRIES]),
+    "pack": ("pack the extracted splits into one tensor file", cmd_pack, [
+        arg("--root", required=True, help="folder holding cifar-100-python/"),
+        arg("--verified", required=True, help="the record `msga verify` wrote for the archive"),
+        arg("--dataset", required=True, help="the dataset id the packed file records"),
+        arg("--out", required=True, help="output .pt file")]),
+    "train": ("train and evaluate one run, exactly as its configuration file says", cmd_train, [
+        arg("--config", required=True, help="the run's resolved configuration (`msga resolve` writes one)"),
+        arg("--data", required=True, help="packed data file"),
+        arg("--out", required=True, help="run folder, named by the run's key: metrics.json, history.jsonl, "
+                                         "predictions.npz"),
+        arg("--device", default="auto", help="auto | cpu | cuda | cuda:N")]),
+    "models": ("table of the registered models: paper row, parameters, FLOPs", cmd_models, [PARAMS]),
+    "bench": ("training throughput: device-resident path vs a DataLoader loop", cmd_bench, [
+        PARAMS, arg("--models", nargs="*", help="models to compare the two data paths on (default: all; none: skip)"),
+        arg("--data", help="packed data file (default: a synthetic set of --images images)"),
+        arg("--images", type=int, default=10_000, help="synthetic training images when no --data"),
+        arg("--batch-size", type=int, help="default: train.batch_size of params"),
+        arg("--windows", type=int, default=5, help="timed windows per path"),
+        arg("--steps", type=int, default=20, help="optimizer steps per timed window"),
+        arg("--warmup", type=int, default=5, help="untimed steps before timing"),
+        arg("--workers", type=int, default=None, help="DataLoader workers (default: CPU count)"),
+        arg("--compile", action="store_true", help="also time torch.compile (CUDA)"), arg("--device", default="auto"),
+        arg("--project", action="store_true", help="also project the grid's wall time here: every (model, batch) of "
+            "params' grid, the evaluation speed and a real job's start-up, measured"),
+        arg("--json", help="also write the results to this JSON file")]),
+    "aggregate": ("runs -> Table 1, figures, claims, reports/metrics.json", cmd_aggregate, [
+        one_of(arg("--grid", help="the resolved grid the DAG wrote (results/grids/KEY.json)"),
+               arg("--params", action="append", help="params files to resolve the grid from (default params.yaml)")),
+        RUNS, arg("--out", default=paths.REPORTS, help="output folder"), arg("--paper", default=paths.PAPER_TABLE),
+        STAMP]),
+    "tune": ("the tune experiment's best learning rates; --apply writes them into params", cmd_tune, [
+        arg("--reports", default=paths.REPORTS, help="folder holding tune.csv (msga aggregate writes it)"),
+        arg("--params", default=paths.PARAMS, help="the params file to update with --apply"),
+        arg("--apply", action="store_true", help="write train.per_model.<model>.lr for each tuned model and each "
+                                                 "model that inherits a winner")]),
+    "report": ("execute the notebook with papermill and render reports/replication.html", cmd_report, [
+        REPORTS, arg("--notebook", default=paths.NOTEBOOK), STAMP]),
+    "dvc-yaml": ("write dvc.yaml's code deps and sweep plots from the code (--check: say what differs)", cmd_dvc_yaml, [
+        arg("--file", default="dvc.yaml"), arg("--check", action="store_true", help="change nothing; exit 1 if the "
+                                                                                      "file differs")]),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command in COMMANDS."""
     parser = argparse.ArgumentParser(prog="msga", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("validate", help="check a params file against the schema and the cross-field rules")
-    _params_arg(p)
-    p.set_defaults(func=cmd_validate)
-
-    p = sub.add_parser("runs", help="list the distinct training runs of the grid and the experiments each serves")
-    _params_arg(p)
-    p.set_defaults(func=cmd_runs)
-
-    p = sub.add_parser("status", help="which runs are finished, in progress, stale, damaged or missing; time left")
-    _params_arg(p)
-    p.add_argument("--runs", default="results/runs", help="folder of the run folders")
-    p.add_argument("--all", action="store_true", help="also list each missing run")
-    p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser("resolve", help="write one run's resolved configuration (what `msga train --config` takes)")
-    _params_arg(p)
-    p.add_argument("--run", required=True, help="run id MODEL/VARIANT/seedN, e.g. msga/heads=4/seed0")
-    p.add_argument("--out", help="output .json file (default: standard output)")
-    p.set_defaults(func=cmd_resolve)
-
-    p = sub.add_parser("synth", help="write the synthetic CIFAR-100-format archive (the offline fixture) and its .md5")
-    p.add_argument("--out", required=True, help="the archive to write, e.g. data/archives/synthetic.tar.gz")
-    p.add_argument("--train-per-class", type=int, default=500)
-    p.add_argument("--test-per-class", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_synth)
-
-    p = sub.add_parser("download", help="obtain the archive from a URL or a local file, md5-checked")
-    p.add_argument("--source", required=True, help="a URL (http, https, file) or the path of a local archive")
-    p.add_argument("--md5", required=True, help="expected md5 of the archive")
-    p.add_argument("--out", required=True, help="the archive file to write")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a download fails")
-    p.add_argument("--retries", type=int, default=3, help="attempts in all for transient failures")
-    p.set_defaults(func=cmd_download)
-
-    p = sub.add_parser("verify", help="check an archive against its md5 file; write a verification record")
-    p.add_argument("--archive", required=True)
-    p.add_argument("--md5-file", required=True, help="a file whose first word is the expected md5")
-    p.add_argument("--out", required=True, help="the verification record (.json) to write")
-    p.set_defaults(func=cmd_verify)
-
-    p = sub.add_parser("extract", help="safely extract a verified archive")
-    p.add_argument("--archive", required=True)
-    p.add_argument("--verified", required=True, help="the record `msga verify` wrote for this archive")
-    p.add_argument("--out", required=True, help="folder that receives cifar-100-python/{train,test,meta}")
-    p.set_defaults(func=cmd_extract)
-
-    p = sub.add_parser("fetch", help="obtain, verify and extract in one step (outside the DAG)")
-    p.add_argument("--out", required=True, help="folder that receives the archive and cifar-100-python/")
-    p.add_argument("--url", help="archive URL (a mirror); needs --md5")
-    p.add_argument("--md5", help="expected md5 of the archive (for a --tarball, default: its .md5 file)")
-    p.add_argument("--tarball", help="a local cifar-100-python.tar.gz instead of a download")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds without data before the download fails")
-    p.add_argument("--retries", type=int, default=3, help="attempts in all for transient failures")
-    p.set_defaults(func=cmd_fetch)
-
-    p = sub.add_parser("pack", help="pack the extracted splits into one tensor file")
-    p.add_argument("--root", required=True, help="folder holding cifar-100-python/")
-    p.add_argument("--verified", required=True, help="the record `msga verify` wrote for the archive")
-    p.add_argument("--dataset", required=True, help="the dataset id the packed file records")
-    p.add_argument("--out", required=True, help="output .pt file")
-    p.set_defaults(func=cmd_pack)
-
-    p = sub.add_parser("train", help="train and evaluate one run, exactly as its configuration file says")
-    p.add_argument("--config", required=True, help="the run's resolved configuration (`msga resolve` writes one)")
-    p.add_argument("--data", required=True, help="packed data file")
-    p.add_argument("--out", required=True, help="run folder: metrics.json, history.jsonl, predictions.npz")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("models", help="table of the registered models: paper row, parameters, FLOPs")
-    _params_arg(p)
-    p.set_defaults(func=cmd_models)
-
-    p = sub.add_parser("bench", help="training throughput: device-resident path vs a DataLoader loop")
-    _params_arg(p)
-    p.add_argument("--models", nargs="*", help="models to compare the two data paths on (default: all; none: skip)")
-    p.add_argument("--data", help="packed data file (default: a synthetic set of --images images)")
-    p.add_argument("--images", type=int, default=10_000, help="synthetic training images when no --data")
-    p.add_argument("--batch-size", type=int, help="default: train.batch_size of params")
-    p.add_argument("--windows", type=int, default=5, help="timed windows per path")
-    p.add_argument("--steps", type=int, default=20, help="optimizer steps per timed window")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps before timing")
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: CPU count)")
-    p.add_argument("--compile", action="store_true", help="also time torch.compile (CUDA)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--project", action="store_true",
-                   help="also project the grid's wall time here: every (model, batch) of params' grid, the "
-                        "evaluation speed and a real job's start-up, measured")
-    p.add_argument("--json", help="also write the results to this JSON file")
-    p.set_defaults(func=cmd_bench)
-
-    p = sub.add_parser("aggregate", help="runs -> Table 1, figures, claims, reports/metrics.json")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--grid", help="the resolved grid the DAG wrote (results/grid.json)")
-    source.add_argument("--params", action="append", help="params files to resolve the grid from (default params.yaml)")
-    p.add_argument("--runs", default="results/runs", help="folder of the run folders")
-    p.add_argument("--out", default="reports", help="output folder")
-    p.add_argument("--paper", default="workflow/resources/paper_table1.csv")
-    p.add_argument("--stamp", help="write this stamp file last (the DAG's record of what the outputs were made from)")
-    p.set_defaults(func=cmd_aggregate)
-
-    p = sub.add_parser("tune", help="the tune experiment's best learning rates; --apply writes them into params")
-    p.add_argument("--reports", default="reports", help="folder holding tune.csv (msga aggregate writes it)")
-    p.add_argument("--params", default="params.yaml", help="the params file to update with --apply")
-    p.add_argument("--apply", action="store_true",
-                   help="write train.per_model.<model>.lr for each tuned model and each model that inherits a winner")
-    p.set_defaults(func=cmd_tune)
-
-    p = sub.add_parser("report", help="execute the notebook with papermill and render reports/replication.html")
-    p.add_argument("--reports", default="reports", help="folder with the aggregate outputs")
-    p.add_argument("--notebook", default="workflow/notebooks/replication.ipynb")
-    p.add_argument("--stamp", help="write this stamp file last (the DAG's record of what the report was made from)")
-    p.set_defaults(func=cmd_report)
+    for name, (help_text, func, arguments) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text)
+        for flags, kwargs in arguments:
+            if flags == "one of":
+                group = command.add_mutually_exclusive_group()
+                for inner_flags, inner_kwargs in kwargs:
+                    group.add_argument(*inner_flags, **inner_kwargs)
+            else:
+                command.add_argument(*flags, **kwargs)
+        command.set_defaults(func=func)
     return parser
 
 
@@ -414,9 +434,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     parser = build_parser()
     args = parser.parse_args(argv)
-    from msga.errors import Failure
-    from msga.runs import RunIdError
-
     try:
         args.func(args)
     except (ParamsError, UsageError, RunIdError) as err:

@@ -1,17 +1,17 @@
 # Data, one rule a step: obtain the archive (download, a local tarball, or the synthesized
 # fixture) -> verify its md5 -> extract -> pack. Each dataset has its own files, named by its id
-# (msga.config.dataset: the archive's md5, or the fixture's recipe and generator code, and the code
+# (msga.grid.resolve.dataset: the archive's md5, or the fixture's recipe and generator code, and the code
 # from verification to packing), so the demo and the real data never share a file, and switching
 # between them, or editing that code, rebuilds and retrains exactly what differs. The archive is
 # named by its content alone: no code change fetches it again.
 
 DATA_ID = DATASET["id"]
-ARCHIVE = f"data/archives/{DATASET['archive']}.tar.gz"
+ARCHIVE = f"{paths.ARCHIVES}/{DATASET['archive']}.tar.gz"
 ARCHIVE_MD5 = f"{ARCHIVE}.md5"
-WORK = f"data/work/{DATA_ID}"
+WORK = f"{paths.WORK}/{DATA_ID}"
 VERIFIED = f"{WORK}/verified.json"
-RAW = [f"{WORK}/cifar-100-python/{member}" for member in ("train", "test", "meta")]
-PACKED = f"data/packed/{DATA_ID}.pt"
+RAW = [f"{WORK}/{FOLDER}/{member}" for member in MEMBERS]
+PACKED = f"{paths.PACKED}/{DATA_ID}.pt"
 
 
 if DATASET["source"] == "synthetic":

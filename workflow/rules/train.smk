@@ -1,11 +1,11 @@
-# One job per training run, in results/runs/{model}/{variant}/seed{seed}/{key}/ (msga.runs). The DAG
+# One job per training run, in results/runs/{model}/{variant}/seed{seed}/{key}/ (msga.grid.paths). The DAG
 # resolved the run's configuration once (common.smk); a rule writes it into the run's folder and the
 # job trains exactly it.
 
 
 rule run_config:
     output:
-        f"{PATTERN}/config.json",
+        f"{RUN_PATTERN}/{paths.RUN_CONFIG}",
     params:
         config=run_config_json,
     localrule: True
@@ -19,9 +19,9 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        metrics=f"{PATTERN}/metrics.json",
-        history=f"{PATTERN}/history.jsonl",
-        predictions=f"{PATTERN}/predictions.npz",
+        metrics=f"{RUN_PATTERN}/{paths.METRICS}",
+        history=f"{RUN_PATTERN}/{paths.HISTORY}",
+        predictions=f"{RUN_PATTERN}/{paths.PREDICTIONS}",
     params:
         config=run_config_file,
         data=PACKED,
@@ -42,4 +42,4 @@ rule train:
 
 rule train_all:
     input:
-        run_outputs("metrics.json"),
+        run_outputs(paths.METRICS),

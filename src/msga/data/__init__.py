@@ -1,6 +1,6 @@
 """Data: obtain, verify, extract and pack CIFAR-100 (or the synthetic fixture); the device-resident loader."""
 
-from msga.errors import Failure
+from msga.infra.errors import Failure
 
 
 class FetchError(Failure):

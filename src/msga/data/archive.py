@@ -20,10 +20,9 @@ from typing import Iterator
 
 from msga.data import FetchError
 from msga.data.format import (  # noqa: F401 (ARCHIVE_NAME: re-exported)
-    ARCHIVE_NAME, EXTRA_MEMBER_LIMIT, FOLDER, MAX_EXTENDED_HEADER, MAX_TAR_BYTES, MEMBER_LIMITS, MEMBERS,
-    OFFICIAL_MD5,
+    ARCHIVE_NAME, EXTRA_MEMBER_LIMIT, FOLDER, MAX_EXTENDED_HEADER, MAX_TAR_BYTES, MEMBER_LIMITS, MEMBERS, OFFICIAL_MD5,
 )
-from msga.io import WriteFailed, atomic_path
+from msga.infra.atomic import WriteFailed, atomic_path
 
 log = logging.getLogger("msga.fetch")
 CHUNK = 1 << 20  # bytes per read while a member streams to its file

@@ -178,7 +178,8 @@ def mix(
     if (mixup_alpha == 0 and cutmix_alpha == 0) or prob == 0:
         return x, targets
     b, _, h, w = x.shape
-    draw = draw_mix(b, h, w, generator, mixup_alpha, cutmix_alpha, prob, switch_prob, per_sample)
+    draw = draw_mix(b, h, w, generator, mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=prob,
+                    switch_prob=switch_prob, per_sample=per_sample)
     return apply_mix(x, targets, draw)
 
 
@@ -495,5 +496,5 @@ def augment_batch(
         if spec.trivial_augment:
             x01 = trivial_augment(x01, generator)
         x = (x01 - mean) / std
-    return mix(x, y, num_classes, generator, spec.mixup_alpha, spec.cutmix_alpha, spec.mix_prob,
-               spec.switch_prob, label_smoothing)
+    return mix(x, y, num_classes, generator, mixup_alpha=spec.mixup_alpha, cutmix_alpha=spec.cutmix_alpha,
+               prob=spec.mix_prob, switch_prob=spec.switch_prob, label_smoothing=label_smoothing)

@@ -14,8 +14,7 @@ import numpy as np
 
 from msga.data import FetchError
 from msga.data.format import FOLDER, IMAGE_SHAPE, MAX_IMAGES, MEMBER_LIMITS, NUM_CLASSES, SPLITS
-from msga.io import atomic_output
-
+from msga.infra.atomic import atomic_output
 
 # What an array of a CIFAR pickle may hold: numpy's pickle code of a numeric dtype (e.g. 'u1') and a
 # byte order; no object, text, structured or datetime dtype (they carry Python objects or layouts).

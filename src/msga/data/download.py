@@ -21,7 +21,7 @@ from tqdm import tqdm
 from msga.data import FetchError
 from msga.data.archive import md5sum
 from msga.data.format import MAX_ARCHIVE_BYTES, OFFICIAL_ARCHIVE_BYTES
-from msga.io import atomic_path
+from msga.infra.atomic import atomic_path
 
 log = logging.getLogger("msga.fetch")
 # why an archive above MAX_ARCHIVE_BYTES is refused, for the messages that refuse one

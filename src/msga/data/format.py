@@ -5,6 +5,7 @@ FOLDER = "cifar-100-python"  # the one folder of the archive
 MEMBERS = ("train", "test", "meta")  # the pickles in it
 SPLITS = ("train", "test")
 NUM_CLASSES = 100  # fine labels
+IMAGES = {"train": 50_000, "test": 10_000}  # CIFAR-100's splits: 500 and 100 images a class
 IMAGE_SHAPE = (3, 32, 32)  # a row of `data` is channel-major: 1024 red, 1024 green, 1024 blue bytes
 OFFICIAL_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
 
@@ -37,3 +38,11 @@ MAX_EXTENDED_HEADER = 1_000_000
 # margin sends something extraction would refuse: the download stops there instead of filling a disk.
 MAX_ARCHIVE_BYTES = MAX_TAR_BYTES + MAX_TAR_BYTES // 1000
 OFFICIAL_ARCHIVE_BYTES = 169_001_437  # cifar-100-python.tar.gz as the URL serves it
+
+
+def split_sizes(data: dict) -> dict[str, int]:
+    """Images in each split of the data a params file's `data` section names: CIFAR-100's, or the
+    synthetic fixture's per-class counts times the classes."""
+    if data["source"] == "synthetic":
+        return {split: NUM_CLASSES * data["synthetic"][f"{split}_per_class"] for split in SPLITS}
+    return dict(IMAGES)

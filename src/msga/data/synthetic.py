@@ -22,7 +22,7 @@ import numpy as np
 
 from msga.data.archive import md5sum
 from msga.data.format import FOLDER, NUM_CLASSES
-from msga.io import atomic_output, write_text_atomic
+from msga.infra.atomic import atomic_output, write_text_atomic
 
 N_LAYOUTS = N_TEXTURES = 10
 DEFINITION_SEED = 20240601  # the classes are the same task for every data seed

@@ -22,7 +22,7 @@ class ModelEntry:
 
 # The order is the order of Table 1, then Table 1's baselines at msga's compute, the ablations
 # and the calibration anchor. The code a model's module imports (msga.models.layers for msga) is
-# found by msga.codedeps from its imports.
+# found by msga.grid.codedeps from its imports.
 CATALOG = (
     ModelEntry("mlp_mixer", "MLP [8]", "mlp_mixer"),
     ModelEntry("convnext", "CNN [9]", "convnext"),

@@ -1,6 +1,6 @@
 """Calibration anchor, not in the paper: ResNet-18 (He et al. 2016) as CIFAR code bases write it,
-e.g. weiaicunzai/pytorch-cifar100, which reports 75.6% top-1 on CIFAR-100 after 200 epochs of
-SGD. If our pipeline trains it to about that with that recipe, the data, augmentation and
+e.g. weiaicunzai/pytorch-cifar100, whose CIFAR-100 top-1 after 200 epochs of SGD the anchor checks
+(msga.grid.experiments.ANCHOR_REFERENCE). If our pipeline trains it to about that with that recipe, the data, augmentation and
 evaluation reproduce the literature, and the other models' numbers can be trusted that far.
 
 CIFAR's form of the network, and why: a 3x3 stem at stride 1 and no max-pool (ImageNet's 7x7
