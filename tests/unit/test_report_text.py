@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from msga.report import sections
-from msga.report import closing, comparisons, training
+from msga.report import closing, comparisons, sections, training
 from msga.results.aggregate import anchor as anchor_table
 
 

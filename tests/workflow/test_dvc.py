@@ -13,7 +13,6 @@ import pytest
 from tests.workflow.helpers import copy_repo, dvc, env_for, run, snakemake, two_run_params
 
 
-
 def _git(*args: str, cwd) -> None:
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd)
 

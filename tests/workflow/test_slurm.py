@@ -26,8 +26,8 @@ import yaml
 from msga.grid.params import validate_params
 from msga.grid.resolve import build_grid
 from tests.conftest import REPO
-from tests.workflow.slurm_cluster import ETC, WRITTEN, require_slurm, slurm_cluster
 from tests.workflow.helpers import copy_repo, env_for, two_run_params
+from tests.workflow.slurm_cluster import ETC, WRITTEN, require_slurm, slurm_cluster
 
 ACCOUNT = "msga-test"
 SNAKEMAKE_TIMEOUT = 480  # seconds for each whole DAG; about 150 s through the queue here
