@@ -31,6 +31,7 @@ include: "workflow/rules/report.smk"
 
 onstart:
     interrupt.install()  # Ctrl-C stops the running training jobs too, their checkpoints kept
+    place_training_jobs()
     warn_without_gpu()
 
 

@@ -209,29 +209,48 @@ def cmd_train(args) -> None:
         raise UsageError(f"packed data {args.data} does not exist; the run trains on it: make it first "
                          "(`snakemake data`, or `msga pack`)")
     out = _writable_dir(args.out)
+    gpu = _placed(args.device, args.runs_per_gpu, args.gpu_wait)  # before torch starts CUDA: it sees one GPU
     from msga.data.cifar import load_packed
     from msga.grid.metrics import HEADLINE
     from msga.train.device import pick_device
     from msga.train.loop import train_run
 
     data = load_packed(args.data)
-    metrics = train_run(config, data, out, pick_device(args.device), args.data)
+    metrics = train_run(config, data, out, pick_device(args.device), args.data, gpu=gpu)
     print(f"{config['run']}: " + "  ".join(f"{k} {metrics[k]:.4f}" for k in HEADLINE))
+
+
+def _placed(device: str, runs_per_gpu: int, wait_minutes: float) -> str | None:
+    """The GPU this job trains on (msga.infra.gpus): with --device auto, a slot of one of this
+    machine's GPUs, claimed and held while the process lives, and made the only GPU the job sees;
+    under SLURM, the GPU the scheduler gave. None where there is no GPU (or --device names one)."""
+    from msga.infra import gpus
+
+    if runs_per_gpu < 1:
+        raise UsageError(f"--runs-per-gpu must be at least 1, got {runs_per_gpu}")
+    visible = gpus.machine_gpus()
+    if device != "auto" or not visible:
+        return None
+    if gpus.under_slurm():
+        return ",".join(visible)
+    slot = gpus.claim(visible, runs_per_gpu, gpus.slots_folder(), wait_minutes * 60)
+    os.environ["CUDA_VISIBLE_DEVICES"] = slot.gpu
+    return slot.gpu
 
 
 def cmd_models(args) -> None:
     from msga.grid.params import load_params
-    from msga.models import build_model, list_models, model_entry
-    from msga.models.cost import count_params, forward_flops
+    from msga.models import list_models, model_entry
+    from msga.train.costs import model_costs
 
     sizes = load_params(_params(args))["models"]
     names = list_models()
     wide, row = max(map(len, names)), max(len(model_entry(n).paper_row) for n in names)
     print(f"{'model':<{wide}}  {'paper row':<{row}}  {'params':>8}  {'MFLOPs/img':>10}")
     for name in names:
-        model = build_model(name, **sizes.get(name, {}))
-        print(f"{name:<{wide}}  {model_entry(name).paper_row:<{row}}  {count_params(model) / 1e6:>7.2f}M  "
-              f"{forward_flops(model) / 1e6:>10.0f}")
+        params, flops = model_costs(name, sizes.get(name, {}))  # counted once per model, sizes and code
+        print(f"{name:<{wide}}  {model_entry(name).paper_row:<{row}}  {params / 1e6:>7.2f}M  {flops / 1e6:>10.0f}",
+              flush=True)
 
 
 def cmd_bench(args) -> None:
@@ -311,7 +330,7 @@ def cmd_dvc_yaml(args) -> None:
         differences = dvcfile.differences(path)
         if differences:
             raise Failure(f"{path} differs from the code that defines its code deps and sweep plots:\n"
-                          + "\n".join(differences) + f"\nrun `msga dvc-yaml` to write them anew")
+                          + "\n".join(differences) + "\nrun `msga dvc-yaml` to write them anew")
         print(f"{path}: its code deps and sweep plots are those the code defines")
         return
     text = path.read_text()
@@ -380,7 +399,10 @@ COMMANDS = {
         arg("--data", required=True, help="packed data file"),
         arg("--out", required=True, help="run folder, named by the run's key: metrics.json, history.jsonl, "
                                          "predictions.npz"),
-        arg("--device", default="auto", help="auto | cpu | cuda | cuda:N")]),
+        arg("--device", default="auto", help="auto (a free GPU slot of this machine, else the CPU) | cpu | cuda | "
+                                             "cuda:N"),
+        arg("--runs-per-gpu", type=int, default=1, help="training jobs that may share one GPU (devices.runs_per_gpu)"),
+        arg("--gpu-wait", type=float, default=1440, help="minutes to wait for a free GPU slot before failing")]),
     "models": ("table of the registered models: paper row, parameters, FLOPs", cmd_models, [PARAMS]),
     "bench": ("training throughput: device-resident path vs a DataLoader loop", cmd_bench, [
         PARAMS, arg("--models", nargs="*", help="models to compare the two data paths on (default: all; none: skip)"),

@@ -18,13 +18,18 @@ from msga.grid.resolve import build_grid
 from tests.conftest import REPO
 from tests.workflow.helpers import MODELS, copy_repo, demo, job_counts, run, run_dir, snakemake, two_run_params
 
+# The demo as a workstation with two GPUs runs it (the ids are what the jobs claim and record; torch
+# sees no GPU here, so they train on the CPU), asking for more GPUs than it has
+TWO_GPUS = ("--resources", "gpu=3")
 
 
 @pytest.fixture(scope="module")
 def demo_repo(tmp_path_factory) -> Path:
     """A copy of the repo with the demo params as params.yaml, after one full snakemake run."""
     repo = copy_repo(tmp_path_factory.mktemp("demo"), demo())
-    snakemake("--cores", "2", cwd=repo)
+    slots = tmp_path_factory.mktemp("gpu-slots")
+    done = snakemake("--cores", "2", *TWO_GPUS, cwd=repo, env={"CUDA_VISIBLE_DEVICES": "0,1", "MSGA_GPU_SLOTS": str(slots)})
+    (repo / "snakemake.stderr").write_text(done.stderr)
     return repo
 
 
@@ -47,7 +52,7 @@ def test_snakemake_renders_the_report_with_table1_and_figures(demo_repo):
     for model in MODELS:
         assert model in html
     assert html.count("data:image/png;base64") >= 6  # figures embedded, one self-contained file
-    assert "report.table1(" not in html  # no code cells
+    assert "sections.table1(" not in html  # no code cells
     table1 = (demo_repo / "reports" / "table1.csv").read_text()
     assert all(m in table1 for m in MODELS)
     folder = run_dir(demo_repo, "msga/heads=1/seed0")
@@ -159,3 +164,18 @@ def test_a_config_override_reaches_the_jobs_metrics_and_the_report_in_a_path_a_s
     assert _planned(repo, "--config", "train={epochs: 2}") == {}
     assert _planned(repo)["train"] == 2  # without the override, params.yaml's 1 epoch is another configuration
     assert not list(tmp_path.rglob("pwned"))  # nothing in a path reached a shell unquoted
+
+
+def test_each_run_trained_on_a_gpu_of_its_own_and_gpu_3_was_capped_to_the_2_there_are(demo_repo):
+    """Two GPUs (CUDA_VISIBLE_DEVICES=0,1) and --resources gpu=3: Snakemake is told it may run two
+    training jobs at once, each claims a GPU of its own, and every run records the GPU it had and
+    when; no two runs whose times overlap had the same GPU."""
+    assert "gpu=3 asks for 3 training jobs at once, but this machine has 2 GPU(s) (0, 1)" in \
+        (demo_repo / "snakemake.stderr").read_text()
+    records = [json.loads(p.read_text()) for p in (demo_repo / "results" / "runs").glob("*/*/*/*/metrics.json")]
+    assert len(records) > 10 and {r["gpu"] for r in records} == {"0", "1"}
+    spans = sorted((r["started_at"], r["ended_at"], r["gpu"], r["run"]) for r in records)
+    for i, (start, end, gpu, run) in enumerate(spans):
+        for later_start, _, later_gpu, later_run in spans[i + 1:]:
+            if later_start < end:  # their times overlap
+                assert later_gpu != gpu, f"{run} and {later_run} trained on GPU {gpu} at once"

@@ -17,7 +17,7 @@ from msga.grid.paths import ID_PATTERN, RUN_PATTERN, RUNS_ROOT
 from msga.grid.reading import merge, merge_files, parse_config_args
 from msga.grid.resolve import build_grid, dataset, resolve_run
 from msga.grid.runs import VARIANT_KEYS, Run
-from msga.infra import folderlock
+from msga.infra import folderlock, gpus
 from msga.infra.atomic import write_text_atomic
 from msga.models import list_models
 
@@ -132,6 +132,22 @@ def train_inputs(wildcards) -> dict:
     if not must_run("train", [f"{folder}/{name}" for name in paths.RUN_OUTPUTS]):
         return {}
     return {"config": run_config_file(wildcards), "data": PACKED}
+
+
+def place_training_jobs() -> None:
+    """Before any job: at most as many training jobs at once as this machine has GPU slots (its
+    GPUs x devices.runs_per_gpu; each job claims one, msga.infra.gpus), whatever --resources gpu=N
+    asked. Not on a cluster (the scheduler places its jobs) nor on a machine without a GPU."""
+    machine = gpus.machine_gpus()
+    if not workflow.local_exec or not machine:
+        return
+    requested = workflow.global_resources.get("gpu").value
+    per_gpu = PARAMS["devices"]["runs_per_gpu"]
+    problem = gpus.oversubscribed(requested, machine, per_gpu)
+    if problem:
+        print(f"msga: {problem}", file=sys.stderr)
+    if requested is None or problem:
+        workflow.register_resource("gpu", len(machine) * per_gpu)
 
 
 def warn_without_gpu() -> None:

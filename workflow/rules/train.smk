@@ -26,6 +26,8 @@ rule train:
         config=run_config_file,
         data=PACKED,
         out=run_folder,
+        runs_per_gpu=PARAMS["devices"]["runs_per_gpu"],
+        gpu_wait=PARAMS["devices"]["gpu_wait_minutes"],
     threads: 1
     resources:
         gpu=1,
@@ -37,7 +39,7 @@ rule train:
         f"logs/benchmarks/train/{ID_PATTERN}/{{key}}.tsv"
     shell:
         "OMP_NUM_THREADS={threads} msga train --config {params.config:q} --data {params.data:q}"
-        " --out {params.out:q} > {log:q} 2>&1"
+        " --out {params.out:q} --runs-per-gpu {params.runs_per_gpu} --gpu-wait {params.gpu_wait} > {log:q} 2>&1"
 
 
 rule train_all:

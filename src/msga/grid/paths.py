@@ -23,6 +23,7 @@ RUNS_ROOT = "results/runs"
 ID_PATTERN = "{model}/{variant}/seed{seed}"  # a run's id; with these names, Snakemake's wildcards of its paths
 RUN_PATTERN = f"{RUNS_ROOT}/{ID_PATTERN}/{{key}}"  # a run's folder, as Snakemake wildcards
 GRIDS = "results/grids"  # GRIDS/<key>.json: the resolved grid the aggregation reads
+COSTS = "results/costs"  # COSTS/<model>-<key>.json: a model's counted parameters and FLOPs (msga.train.costs)
 # In a run's folder. The job writes the first three at its end, metrics.json last (its presence
 # means the run finished); the DAG writes config.json before it starts; progress.json and the
 # checkpoint live while it trains.

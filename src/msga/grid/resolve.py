@@ -132,7 +132,10 @@ class Grid:
         return {run.id: exps for run, exps in self.serves().items() if len(exps) > 1}
 
     def to_json(self) -> str:
-        return json.dumps({"params": self.params, "dataset": dataset(self.params),
+        """The grid as the aggregation reads it: params without the devices section, which no result
+        depends on (a change of runs per GPU re-aggregates nothing)."""
+        params = {k: v for k, v in self.params.items() if k != "devices"}
+        return json.dumps({"params": params, "dataset": dataset(self.params),
                            "experiments": {e: [r.id for r in runs] for e, runs in self.experiments.items()},
                            "configs": self.configs}, sort_keys=True, indent=1)
 

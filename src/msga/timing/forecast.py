@@ -33,18 +33,15 @@ def measured_images_per_s(sizes: dict, batch: int = 16, steps: int = 3) -> float
 def cpu_training_seconds(configs: list[dict], models: dict, train_images: int) -> tuple[float, float]:
     """(seconds, msga images/s) for training `configs` on this CPU: msga's measured speed, the
     other models scaled by their forward FLOPs relative to msga's."""
-    from msga.models import build_model
-    from msga.models.cost import forward_flops
+    from msga.train.costs import model_costs
 
     speed = measured_images_per_s(models[OURS])
-    reference = forward_flops(build_model(OURS, **models[OURS]))
-    flops: dict[str, int] = {}
+    reference = model_costs(OURS, models[OURS])[1]
     seconds = 0.0
     for config in configs:
         name = config["model"]["name"]
-        if name not in flops:
-            flops[name] = forward_flops(build_model(name, **models[name]))
-        seconds += config["train"]["epochs"] * train_images * (flops[name] / reference) / speed
+        flops = model_costs(name, models[name])[1]  # counted once, then read back
+        seconds += config["train"]["epochs"] * train_images * (flops / reference) / speed
     return seconds, speed
 
 

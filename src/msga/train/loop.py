@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,8 @@ from msga.infra.atomic import atomic_output, write_json_atomic, write_text_atomi
 from msga.infra.errors import Failure
 from msga.infra.folderlock import exclusive
 from msga.models import build_model
-from msga.models.cost import count_params, forward_flops
 from msga.train.checkpoint import check_ours, load_checkpoint
+from msga.train.costs import model_costs
 from msga.train.device import setup_backend
 from msga.train.epoch import Training, epoch_seed, run_epoch
 from msga.train.evaluate import compute_metrics, predict
@@ -68,22 +69,25 @@ def split_validation(images: torch.Tensor, labels: torch.Tensor) -> tuple[tuple,
     return (images[~held], labels[~held]), (images[held], labels[held])
 
 
-def train_run(config: dict, data: dict, out_dir: str | Path, device: torch.device, data_path: str = "the data") -> dict:
+def train_run(config: dict, data: dict, out_dir: str | Path, device: torch.device, data_path: str = "the data",
+              gpu: str | None = None) -> dict:
     """Train and evaluate one run; writes history.jsonl, predictions.npz, metrics.json into out_dir,
-    whose name is the run's key (the DAG names the folder). One process at a time trains a run folder."""
+    whose name is the run's key (the DAG names the folder). One process at a time trains a run folder.
+    `gpu`: the id of the GPU the job was given (msga.infra.gpus), recorded with its start and end."""
     out_dir = Path(out_dir)
     check_data(config, data, data_path)  # before anything is written
     check_ours(out_dir, config["run"])
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(out_dir / TRAINING_LOCK, f"training {config['run']} in {out_dir}"):
         started = time.perf_counter()
+        placement = {"gpu": gpu, "started_at": _now()}
         training = setup(config, data, out_dir, device)
         probs = None
         for epoch in range(training.start_epoch, config["train"]["epochs"]):
             probs = run_epoch(training, epoch)
         if probs is None:  # resumed after the last epoch: no epoch made predictions
             probs = predict(training.step_fn, training.test_set, config["train"]["eval_batch_size"])
-        return finish(training, probs, data, started)
+        return finish(training, probs, data, started, placement)
 
 
 def setup(config: dict, data: dict, out_dir: Path, device: torch.device) -> Training:
@@ -96,7 +100,7 @@ def setup(config: dict, data: dict, out_dir: Path, device: torch.device) -> Trai
     num_classes = len(data["classes"])
     arch = {k: v for k, v in config["model"].items() if k != "name"}
     model = build_model(config["model"]["name"], num_classes=num_classes, **arch)
-    n_params, flops = count_params(model), forward_flops(model)
+    n_params, flops = model_costs(config["model"]["name"], arch, num_classes, model=model)
     model = model.to(device, memory_format=torch.channels_last)
 
     fit, evaluated = (data["train_images"], data["train_labels"]), (data["test_images"], data["test_labels"])
@@ -127,7 +131,11 @@ def setup(config: dict, data: dict, out_dir: Path, device: torch.device) -> Trai
     return training
 
 
-def finish(t: Training, probs: torch.Tensor, data: dict, started: float) -> dict:
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def finish(t: Training, probs: torch.Tensor, data: dict, started: float, placement: dict) -> dict:
     """The run's metrics from its last evaluation; predictions, history and metrics.json written (in
     that order), the checkpoint and progress mark removed."""
     metrics = compute_metrics(probs, t.test_set.labels)
@@ -156,6 +164,8 @@ def finish(t: Training, probs: torch.Tensor, data: dict, started: float) -> dict
         "eval_seconds": t.eval_seconds,  # evaluations of the held-out images, one per epoch
         "resumed_from_epoch": t.start_epoch,
         "device": provenance.device_name(t.device),
+        **placement,  # the GPU the job was given (None: none), and when it started
+        "ended_at": _now(),
         "versions": provenance.versions(),
         "git_commit": provenance.git_commit(),
         "classes": list(data["classes"]),
